@@ -1,0 +1,145 @@
+/**
+ * The error catalog: every error the server sends carries one of these stable string codes
+ * in a JSON body `{code, message, retryable}`. Across the wire the string code is the
+ * contract; the RSocket code says at which level the error acts (setup, connection, request).
+ * `protocol/README.md` documents each one; a test fails when the two drift.
+ */
+export const RSOCKET_ERROR = {
+  INVALID_SETUP: 0x00000001,
+  UNSUPPORTED_SETUP: 0x00000002,
+  REJECTED_SETUP: 0x00000003,
+  CONNECTION_ERROR: 0x00000101,
+  CONNECTION_CLOSE: 0x00000102,
+  APPLICATION_ERROR: 0x00000201,
+  REJECTED: 0x00000202,
+  CANCELED: 0x00000203,
+  INVALID: 0x00000204,
+} as const;
+
+export type RSocketErrorName = keyof typeof RSOCKET_ERROR;
+
+export interface CatalogEntry {
+  readonly rsocket: RSocketErrorName;
+  readonly retryable: boolean;
+  readonly description: string;
+}
+
+export const ERROR_CATALOG = {
+  SETUP_INVALID: {
+    rsocket: 'INVALID_SETUP', retryable: false,
+    description: 'The first frame was not a well-formed SETUP frame, or it asked for resume or lease, which this server does not offer.',
+  },
+  SETUP_UNSUPPORTED_MIME: {
+    rsocket: 'UNSUPPORTED_SETUP', retryable: false,
+    description: 'SETUP named a metadata or data MIME type this server does not speak (composite metadata and JSON are supported).',
+  },
+  SETUP_TIMEOUT: {
+    rsocket: 'CONNECTION_ERROR', retryable: true,
+    description: 'No complete SETUP frame arrived within the setup timeout.',
+  },
+  AUTH_REQUIRED: {
+    rsocket: 'REJECTED_SETUP', retryable: false,
+    description: 'SETUP carried no bearer credential in the authentication extension.',
+  },
+  AUTH_INVALID: {
+    rsocket: 'REJECTED_SETUP', retryable: false,
+    description: 'SETUP carried a credential this server does not know.',
+  },
+  FRAME_MALFORMED: {
+    rsocket: 'CONNECTION_ERROR', retryable: false,
+    description: 'Bytes on the connection do not decode as RSocket frames; the connection is closed.',
+  },
+  FRAME_TOO_LARGE: {
+    rsocket: 'CONNECTION_ERROR', retryable: false,
+    description: 'A frame is larger than the maximum frame size; the connection is closed before the frame is buffered.',
+  },
+  ROUTE_MISSING: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The request carried no routing entry in its composite metadata.',
+  },
+  ROUTE_UNKNOWN: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The route is not one this server offers.',
+  },
+  ROUTE_WRONG_INTERACTION: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The route exists but not for this interaction model (for example a query route sent as request-stream).',
+  },
+  METADATA_MALFORMED: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The request metadata is not valid composite metadata.',
+  },
+  PAYLOAD_INVALID_JSON: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The request data is not valid UTF-8 JSON.',
+  },
+  PAYLOAD_SCHEMA: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The request data is JSON but does not match the route\'s schema; the message names the first offending path.',
+  },
+  PAYLOAD_TOO_LARGE: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The request data or batch is larger than the configured maximum.',
+  },
+  SITE_FORBIDDEN: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The credential may not read or write the requested site.',
+  },
+  QUERY_INVALID: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The query is well-formed but asks for something impossible (for example `to` before `from`, or too many points).',
+  },
+  OVERLOADED: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'The server cannot take this request now (event log full or slow); retry with backoff. Nothing in the rejected request was accepted.',
+  },
+  STREAM_LIMIT: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'Too many live streams are open on this connection.',
+  },
+  SHUTTING_DOWN: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'The server is shutting down; reconnect to another instance.',
+  },
+  INTERNAL: {
+    rsocket: 'APPLICATION_ERROR', retryable: true,
+    description: 'An unexpected server fault; the request may be retried. The server logs the cause.',
+  },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** The JSON body of every error frame the server sends. */
+export interface ErrorBody {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly retryable: boolean;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATALOG, value);
+}
+
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { code, message, retryable: ERROR_CATALOG[code].retryable };
+}
+
+export function rsocketCodeOf(code: ErrorCode): number {
+  return RSOCKET_ERROR[ERROR_CATALOG[code].rsocket];
+}
+
+/** Parse an error frame's message as an ErrorBody; undefined when it is not one of ours. */
+export function parseErrorBody(message: string): ErrorBody | undefined {
+  try {
+    const parsed: unknown = JSON.parse(message);
+    if (typeof parsed === 'object' && parsed !== null) {
+      const { code, message: text, retryable } = parsed as Record<string, unknown>;
+      if (isErrorCode(code) && typeof text === 'string' && typeof retryable === 'boolean') {
+        return { code, message: text, retryable };
+      }
+    }
+  } catch {
+    // not JSON: not ours
+  }
+  return undefined;
+}

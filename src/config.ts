@@ -1,0 +1,164 @@
+/**
+ * The one configuration tree: every key has a default, a unit in its name and an env name.
+ * Loaded once by the composition root (main.ts); no other module reads process.env.
+ * Unknown keys and bad values stop start-up with a message naming the key.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { compileValidator } from '../protocol/validate.js';
+
+const port = (def: number) => Type.Integer({ minimum: 0, maximum: 65535, default: def });
+
+export const ConfigSchema = Type.Object({
+  mode: Type.Union([Type.Literal('embedded')], { default: 'embedded' }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  gateway: Type.Object({
+    host: Type.String({ default: '127.0.0.1' }),
+    tcpPort: port(7878),
+    wsPort: port(7879),
+    httpPort: port(7880),
+    /** Largest frame accepted, in bytes; larger ones close the connection before being buffered. */
+    maxFrameBytes: Type.Integer({ minimum: 1024, maximum: 16_777_215, default: 1_048_576 }),
+    setupTimeoutMs: Type.Integer({ minimum: 100, default: 10_000 }),
+    /** Bytes queued on a socket beyond which responses pause their producers. */
+    socketHighWaterBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+    maxStreamsPerConnection: Type.Integer({ minimum: 1, default: 256 }),
+    /** API keys accepted in SETUP: 'key' (all sites) or 'key:site1,site2'. Empty: one is generated at start. */
+    apiKeys: Type.Array(Type.String({ minLength: 8 }), { default: [] }),
+  }, { default: {}, additionalProperties: false }),
+  ingest: Type.Object({
+    /** Bytes of events accepted but not yet durable in the log; beyond it sockets pause and batches get OVERLOADED. */
+    maxInFlightBytes: Type.Integer({ minimum: 1024, default: 64 * 1_048_576 }),
+    /** Secret for the daily visitor-id salt; generated per process when absent (ids then change on restart). */
+    visitorSecret: Type.String({ default: '' }),
+    /** Event times further than this in the future are clamped to the received time. */
+    maxFutureSkewMs: Type.Integer({ minimum: 0, default: 5 * 60_000 }),
+    /** Ids remembered for duplicate detection at the gateway (per process). */
+    dedupCacheSize: Type.Integer({ minimum: 0, default: 200_000 }),
+    keepQueryParams: Type.Array(Type.String(), { default: [] }),
+  }, { default: {}, additionalProperties: false }),
+  aggregate: Type.Object({
+    /** How far behind the newest event time the watermark trails. */
+    maxOutOfOrderMs: Type.Integer({ minimum: 0, default: 5_000 }),
+    /** How long after the watermark passes a bucket's end it still accepts (and restates for) late events. */
+    allowedLatenessMs: Type.Integer({ minimum: 0, default: 5 * 60_000 }),
+    /** A partition without events for this long advances its watermark by the wall clock. */
+    idleAdvanceMs: Type.Integer({ minimum: 100, default: 10_000 }),
+    /** How often open buckets are written to the rollup store. */
+    flushIntervalMs: Type.Integer({ minimum: 10, default: 1_000 }),
+    /** Distinct values kept per bucket per breakdown before the rest go to "(other)". */
+    maxBreakdownKeys: Type.Integer({ minimum: 1, default: 100 }),
+    groupId: Type.String({ default: 'sluice-aggregate-v1' }),
+  }, { default: {}, additionalProperties: false }),
+  eventLog: Type.Object({
+    partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
+    eventsTopic: Type.String({ default: 'sluice.events' }),
+    lateTopic: Type.String({ default: 'sluice.late' }),
+    deadLetterTopic: Type.String({ default: 'sluice.dead-letter' }),
+  }, { default: {}, additionalProperties: false }),
+  demo: Type.Object({
+    enabled: Type.Boolean({ default: false }),
+    eventsPerSecond: Type.Integer({ minimum: 1, default: 50 }),
+    sites: Type.Integer({ minimum: 1, default: 3 }),
+  }, { default: {}, additionalProperties: false }),
+}, { additionalProperties: false });
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Env names beside their keys: SLUICE_<SECTION>_<KEY> in upper snake case. */
+export const ENV_PREFIX = 'SLUICE_';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function envName(path: readonly string[]): string {
+  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function leafKind(schema: TSchema): 'number' | 'boolean' | 'array' | 'string' {
+  const t = (schema as { type?: unknown }).type;
+  if (t === 'integer' || t === 'number') return 'number';
+  if (t === 'boolean') return 'boolean';
+  if (t === 'array') return 'array';
+  return 'string';
+}
+
+function applyDefaults(schema: TSchema, value: unknown): unknown {
+  const s = schema as { type?: string; properties?: Record<string, TSchema>; default?: unknown };
+  if (value === undefined && s.default !== undefined) value = structuredClone(s.default);
+  if (s.type === 'object' && s.properties && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+    for (const [k, sub] of Object.entries(s.properties)) out[k] = applyDefaults(sub, out[k]);
+    return out;
+  }
+  return value;
+}
+
+/** Every leaf key with its env name, for docs and `--help`. */
+export function configKeys(schema: TSchema = ConfigSchema, path: string[] = []): Array<{ key: string; env: string; default: unknown }> {
+  const s = schema as { type?: string; properties?: Record<string, TSchema>; default?: unknown };
+  if (s.type === 'object' && s.properties) {
+    return Object.entries(s.properties).flatMap(([k, sub]) => configKeys(sub, [...path, k]));
+  }
+  return [{ key: path.join('.'), env: envName(path), default: s.default }];
+}
+
+function fromEnv(schema: TSchema, env: Readonly<Record<string, string | undefined>>, path: string[] = []): Record<string, unknown> | undefined {
+  const s = schema as { type?: string; properties?: Record<string, TSchema> };
+  if (!(s.type === 'object' && s.properties)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, sub] of Object.entries(s.properties)) {
+    const subPath = [...path, k];
+    const subSchema = sub as { type?: string; properties?: unknown };
+    if (subSchema.type === 'object' && subSchema.properties) {
+      const nested = fromEnv(sub, env, subPath);
+      if (nested && Object.keys(nested).length > 0) out[k] = nested;
+      continue;
+    }
+    const raw = env[envName(subPath)];
+    if (raw === undefined || raw === '') continue;
+    switch (leafKind(sub)) {
+      case 'number': {
+        const n = Number(raw);
+        if (!Number.isFinite(n)) throw new ConfigError(`${envName(subPath)}=${raw}: not a number`);
+        out[k] = n;
+        break;
+      }
+      case 'boolean':
+        if (!['true', 'false', '1', '0'].includes(raw)) throw new ConfigError(`${envName(subPath)}=${raw}: expected true or false`);
+        out[k] = raw === 'true' || raw === '1';
+        break;
+      case 'array':
+        out[k] = raw.split(/[\s;]+/).filter(Boolean);
+        break;
+      default:
+        out[k] = raw;
+    }
+  }
+  return out;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) && typeof prev === 'object' && prev !== null && !Array.isArray(prev)
+      ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
+
+const validateConfig = compileValidator(ConfigSchema);
+
+/**
+ * Build the config from (lowest to highest precedence) defaults, an object (file or test
+ * overrides) and the environment.
+ */
+export function loadConfig(overrides: Record<string, unknown> = {}, env: Readonly<Record<string, string | undefined>> = {}): Config {
+  const merged = deepMerge(overrides, fromEnv(ConfigSchema, env) ?? {});
+  const withDefaults = applyDefaults(ConfigSchema, merged);
+  const result = validateConfig(withDefaults);
+  if (!result.ok) throw new ConfigError(`invalid configuration at ${result.message}`);
+  return result.value;
+}
