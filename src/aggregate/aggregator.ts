@@ -1,0 +1,417 @@
+/**
+ * The aggregator: a consumer-group member that turns each assigned event-log partition into
+ * absolute per-minute rollups (minute-windows.ts), written to the RollupStore, announced on the
+ * LiveBus, with late events and undecodable records appended to their own topics.
+ *
+ * Why a crash, restart, rebalance or replay converges to the same rollups (DESIGN invariant 3):
+ *
+ * 1. Rows are absolute values, rebuilt whole from the events of their bucket, and written by
+ *    idempotent upserts. Writing a bucket again from the same events gives the same row.
+ * 2. Bucket state in memory is lost on a crash, so the committed offset must let a successor
+ *    rebuild every bucket that was still open. A flush commits
+ *      c = the first offset of the oldest still-open bucket (or last offset + 1 if none is open)
+ *    and does so only after every row of a bucket closed so far is durably written (final) and
+ *    every late and dead-letter append so far has resolved. Every record below c therefore is
+ *    counted in a closed bucket that is final in the store, or sits in the late lane or the
+ *    dead-letter topic, or is a bot event, or a repeated id within a closed bucket (a repeat
+ *    comes after its bucket's first offset): nothing below c is needed again.
+ * 3. The commit carries metadata { watermarkMs, highOffset } (highOffset = last offset
+ *    processed). The successor restores the watermark, so buckets closed before the commit
+ *    stay closed, and replays [c, highOffset]:
+ *    - a record whose bucket is closed under the restored watermark was already reflected (in
+ *      a final row, in the late lane, or dropped as a duplicate or bot) and is SKIPPED, not
+ *      counted again nor sent to the late lane again;
+ *    - a record whose bucket is open is aggregated again: every event of an open bucket is at
+ *      an offset ≥ c (the bucket's first offset is ≥ c by the choice of c), so the bucket is
+ *      rebuilt from all of its events, in the same order, to the same row. Duplicate detection
+ *      and breakdown caps see the same sequence, so they decide the same way.
+ *    Records after highOffset are new and processed normally. The watermark is monotone, so a
+ *    bucket open under the restored watermark was open when its events were first processed:
+ *    none of them went to the late lane then.
+ * 4. Work done after the last commit and before a crash (rows, watermarks, late appends) is
+ *    done again by the successor: rows converge by (1); the late and dead-letter topics are
+ *    at-least-once and keep each record's event id and source offset, so readers dedupe.
+ * 5. A redelivered batch (a handler rejected) is not counted twice: records below the
+ *    partition's position are skipped. Writes that fail are retried in order; a later flush
+ *    never commits past an earlier one that has not been written.
+ *
+ * Flushes run on a timer (flushIntervalMs) from the injected scheduler, one partition at a
+ * time in order; the LiveBus notice for a bucket is published only after the store write
+ * resolved, so a dashboard that re-reads on a notice sees the new row.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Subject, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import type { Config } from '../config.js';
+import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecord, PartitionBatch } from '../ingest/event-log.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { LiveBus } from '../query/live-bus.js';
+import { decodeEvent } from './decode-event.js';
+import { minuteWindows, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
+import type { RollupStore } from './rollup-store.js';
+
+export interface AggregatorDeps {
+  readonly log: EventLog;
+  readonly store: RollupStore;
+  readonly bus: LiveBus;
+  readonly topic: string;
+  readonly lateTopic: string;
+  readonly deadLetterTopic: string;
+  readonly config: Config['aggregate'];
+  readonly registry: Registry;
+  readonly logger?: Logger;
+  /** Wall clock for idle advance and watermark lag; defaults to the scheduler's clock. */
+  readonly now?: () => number;
+  /** Drives flush ticks. */
+  readonly scheduler?: SchedulerLike;
+}
+
+/** The metadata committed with each offset: what a successor needs to replay correctly. */
+interface CommitMetadata {
+  /** The partition's watermark at the commit; null before the first event. */
+  readonly watermarkMs: number | null;
+  /** The last offset processed before the commit. */
+  readonly highOffset: number;
+}
+
+function parseCommitMetadata(metadata: string): CommitMetadata | null {
+  try {
+    const m = JSON.parse(metadata) as Partial<Record<keyof CommitMetadata, unknown>> | null;
+    if (typeof m !== 'object' || m === null) return null;
+    const { watermarkMs, highOffset } = m;
+    if (!Number.isInteger(highOffset)) return null;
+    if (watermarkMs !== null && (typeof watermarkMs !== 'number' || !Number.isFinite(watermarkMs))) return null;
+    return { watermarkMs, highOffset: highOffset as number };
+  } catch {
+    return null;
+  }
+}
+
+interface AggregatorInput extends WindowInput {
+  readonly record: ConsumedRecord;
+}
+
+type RunState = 'active' | 'revoking' | 'dropped';
+
+/** One assigned partition. */
+interface PartitionRun {
+  readonly partition: number;
+  readonly inputs: Subject<AggregatorInput>;
+  readonly flushes: Subject<void>;
+  subscription?: Subscription;
+  /** Next offset to take: a redelivered batch skips what is below it. */
+  nextOffset: number;
+  readonly replayThroughOffset: number;
+  /** Appends owed to the late lane and dead-letter topic, written by the next flush. */
+  late: LogRecord[];
+  deadLetters: LogRecord[];
+  /** Flush writes, one at a time and in order, so a commit never overtakes an earlier write. */
+  queue: Promise<void>;
+  queued: number;
+  /** Once set (a write given up on, a pipeline fault), nothing more is written or committed. */
+  failed: boolean;
+  state: RunState;
+  watermarkMs: number;
+  openBuckets: number;
+  lastCommit: string | null;
+}
+
+/** Pending late and dead-letter records beyond which a batch forces a flush before returning. */
+const MAX_PENDING_APPENDS = 10_000;
+/** Attempts per write step once a partition is being revoked (then the successor replays). */
+const REVOKE_ATTEMPTS = 3;
+const RETRY_BASE_MS = 50;
+const RETRY_MAX_MS = 5_000;
+
+class Abandoned extends Error {
+  override readonly name = 'Abandoned';
+}
+
+export class Aggregator {
+  private readonly runs = new Map<number, PartitionRun>();
+  private readonly logger: Logger;
+  private readonly scheduler: SchedulerLike;
+  private readonly now: () => number;
+  private consumer: GroupConsumer | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Set by crash(): revoked partitions are dropped without a flush or commit. */
+  private crashing = false;
+
+  private readonly eventsTotal: Counter<'outcome'>;
+  private readonly botEventsTotal: Counter;
+  private readonly flushSeconds: Histogram;
+
+  constructor(private readonly deps: AggregatorDeps) {
+    this.logger = deps.logger ?? silentLogger();
+    this.scheduler = deps.scheduler ?? asyncScheduler;
+    this.now = deps.now ?? (() => this.scheduler.now());
+    const registers = [deps.registry];
+    this.eventsTotal = new Counter({
+      name: 'sluice_aggregate_events_total', help: 'Event-log records taken by the aggregator, by outcome.',
+      labelNames: ['outcome'], registers,
+    });
+    this.botEventsTotal = new Counter({
+      name: 'sluice_aggregate_bot_events_total', help: 'Bot events, excluded from every rollup.', registers,
+    });
+    this.flushSeconds = new Histogram({
+      name: 'sluice_aggregate_flush_seconds', help: 'Time to write one partition flush: appends, rows, notices, watermark, commit.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers,
+    });
+    const runs = this.runs;
+    const now = this.now;
+    new Gauge({
+      name: 'sluice_aggregate_open_buckets', help: 'Buckets still accepting events, as of the last flush.', registers,
+      collect() {
+        let n = 0;
+        for (const r of runs.values()) n += r.openBuckets;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'sluice_aggregate_watermark_lag_seconds', help: 'Wall clock minus the partition watermark, as of the last flush.',
+      labelNames: ['partition'], registers,
+      collect() {
+        this.reset();
+        for (const r of runs.values()) {
+          if (Number.isFinite(r.watermarkMs)) this.set({ partition: String(r.partition) }, (now() - r.watermarkMs) / 1000);
+        }
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.consumer) return;
+    this.consumer = await this.deps.log.consume({
+      topic: this.deps.topic,
+      groupId: this.deps.config.groupId,
+      // Every accepted event must reach the rollups, so a new group reads the log from its start.
+      fromBeginning: true,
+      handlers: {
+        onAssigned: (partition, committed) => this.onAssigned(partition, committed),
+        onRevoked: (partition) => this.onRevoked(partition),
+        onBatch: (batch) => this.onBatch(batch),
+      },
+    });
+  }
+
+  /** Flushes and commits every partition, then leaves the group. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const run of this.runs.values()) run.state = 'revoking';
+      await this.consumer?.stop();
+    })();
+    return this.stopping;
+  }
+
+  /**
+   * Test-only: leave the group as a crashed process would, without a final flush or commit.
+   * Writes already under way stop at their next step; nothing more is committed.
+   */
+  async crash(): Promise<void> {
+    this.crashing = true;
+    for (const run of this.runs.values()) run.state = 'dropped';
+    this.stopping ??= this.consumer?.stop() ?? Promise.resolve();
+    await this.stopping;
+  }
+
+  /** Flush every owned partition now and resolve once its rows, appends and commit are written. */
+  async flushNow(): Promise<void> {
+    const runs = [...this.runs.values()];
+    for (const run of runs) run.flushes.next();
+    await Promise.all(runs.map((r) => r.queue));
+  }
+
+  /** The next offset to take, per owned partition: tests compare it with the log's end. */
+  positions(): ReadonlyMap<number, number> {
+    return new Map([...this.runs].map(([p, r]) => [p, r.nextOffset]));
+  }
+
+  private async onAssigned(partition: number, committed: CommittedOffset | null): Promise<void> {
+    const { config } = this.deps;
+    let restored: CommitMetadata = { watermarkMs: null, highOffset: -1 };
+    if (committed) {
+      const parsed = parseCommitMetadata(committed.metadata);
+      if (parsed) {
+        restored = parsed;
+      } else {
+        // Not committed by this code: the best known watermark keeps at least the buckets that
+        // are final everywhere closed; the exact replay boundary is unknown, so none is skipped.
+        const storeWatermark = await this.deps.store.watermark();
+        restored = { watermarkMs: storeWatermark === null ? null : storeWatermark + config.allowedLatenessMs, highOffset: -1 };
+        this.logger.warn({ partition, metadata: committed.metadata }, 'commit metadata unreadable; restoring the store watermark');
+      }
+    }
+    const run: PartitionRun = {
+      partition,
+      inputs: new Subject(),
+      flushes: new Subject(),
+      nextOffset: committed?.offset ?? 0,
+      replayThroughOffset: restored.highOffset,
+      late: [],
+      deadLetters: [],
+      queue: Promise.resolve(),
+      queued: 0,
+      failed: false,
+      state: 'active',
+      watermarkMs: restored.watermarkMs ?? Number.NEGATIVE_INFINITY,
+      openBuckets: 0,
+      lastCommit: null,
+    };
+    run.subscription = run.inputs.pipe(minuteWindows<AggregatorInput>({
+      ...config,
+      initialWatermarkMs: run.watermarkMs,
+      replayThroughOffset: restored.highOffset,
+      scheduler: this.scheduler,
+      now: this.now,
+      flush$: run.flushes,
+    })).subscribe({
+      next: (out) => {
+        if (out.kind === 'late') run.late.push(this.laneRecord(run, out.input.record, 'late'));
+        else this.enqueueFlush(run, out.flush);
+      },
+      error: (e: unknown) => {
+        run.failed = true;
+        this.logger.error({ err: e, partition }, 'window pipeline failed; the partition stops committing');
+      },
+    });
+    this.runs.set(partition, run);
+    this.logger.info({ partition, committed: committed?.offset ?? null, restored }, 'partition assigned');
+  }
+
+  private async onRevoked(partition: number): Promise<void> {
+    const run = this.runs.get(partition);
+    if (!run) return;
+    if (this.crashing) {
+      run.state = 'dropped';
+    } else {
+      if (run.state === 'active') run.state = 'revoking';
+      // Completing the input makes the windows emit a last flush of whatever changed.
+      run.inputs.complete();
+    }
+    await run.queue;
+    run.subscription?.unsubscribe();
+    this.runs.delete(partition);
+    this.logger.info({ partition, flushed: !this.crashing && !run.failed }, 'partition revoked');
+  }
+
+  private async onBatch(batch: PartitionBatch): Promise<void> {
+    const run = this.runs.get(batch.partition);
+    if (!run) throw new Error(`batch for partition ${batch.partition}, which is not assigned`);
+    // Rejecting makes the log redeliver, so a broken partition neither advances nor commits.
+    if (run.failed) throw new Error(`partition ${batch.partition} failed; not consuming`);
+    for (const record of batch.records) {
+      if (record.offset < run.nextOffset) continue;
+      run.nextOffset = record.offset + 1;
+      const decoded = decodeEvent(record.value);
+      if (decoded.ok) {
+        run.inputs.next({ offset: record.offset, event: decoded.event, record });
+        continue;
+      }
+      if (record.offset <= run.replayThroughOffset) {
+        this.eventsTotal.inc({ outcome: 'replay_skipped' });
+      } else {
+        run.deadLetters.push(this.laneRecord(run, record, decoded.reason));
+        this.eventsTotal.inc({ outcome: 'dead_letter' });
+        this.logger.warn({ partition: run.partition, offset: record.offset, reason: decoded.reason }, 'record dead-lettered');
+      }
+      run.inputs.next({ offset: record.offset, event: null, record });
+    }
+    // Bounded memory: owed appends and queued flushes hold records, so the partition waits for them.
+    if (run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) run.flushes.next();
+    if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) await run.queue;
+  }
+
+  /** The record as appended to the late lane or dead-letter topic: unchanged, with where it came from and why. */
+  private laneRecord(run: PartitionRun, record: ConsumedRecord, reason: string): LogRecord {
+    return {
+      key: record.key,
+      value: record.value,
+      timestampMs: record.timestampMs,
+      headers: {
+        ...record.headers,
+        reason,
+        'source-topic': this.deps.topic,
+        'source-partition': String(run.partition),
+        'source-offset': String(record.offset),
+      },
+    };
+  }
+
+  private enqueueFlush(run: PartitionRun, flush: WindowFlush): void {
+    const late = run.late;
+    const deadLetters = run.deadLetters;
+    run.late = [];
+    run.deadLetters = [];
+    run.watermarkMs = flush.watermarkMs;
+    run.openBuckets = flush.openBuckets;
+    for (const [outcome, n] of Object.entries(flush.outcomes) as Array<[WindowOutcome, number]>) {
+      if (n === 0) continue;
+      if (outcome === 'bot') this.botEventsTotal.inc(n);
+      else this.eventsTotal.inc({ outcome }, n);
+    }
+    run.queued++;
+    run.queue = run.queue.then(async () => {
+      try {
+        if (!run.failed) await this.writeFlush(run, flush, late, deadLetters);
+      } catch (e) {
+        run.failed = true;
+        if (!(e instanceof Abandoned)) this.logger.error({ err: e, partition: run.partition }, 'flush given up; the successor replays from the last commit');
+      } finally {
+        run.queued--;
+      }
+    });
+  }
+
+  private async writeFlush(run: PartitionRun, flush: WindowFlush, late: LogRecord[], deadLetters: LogRecord[]): Promise<void> {
+    const { log, store, bus, config } = this.deps;
+    const done = this.flushSeconds.startTimer();
+    if (deadLetters.length > 0) await this.attempt(run, 'dead-letter append', () => log.append(this.deps.deadLetterTopic, deadLetters));
+    if (late.length > 0) await this.attempt(run, 'late append', () => log.append(this.deps.lateTopic, late));
+    if (flush.rows.length > 0) {
+      await this.attempt(run, 'rollup upsert', () => store.upsert(flush.rows));
+      const bySite = new Map<string, number[]>();
+      for (const r of flush.rows) {
+        const buckets = bySite.get(r.site);
+        if (buckets) buckets.push(r.bucketMs);
+        else bySite.set(r.site, [r.bucketMs]);
+      }
+      // Best effort by the LiveBus contract: a missed notice only delays a dashboard's re-read.
+      await Promise.all([...bySite].map(([site, buckets]) => bus.publish({ site, buckets }).catch((e: unknown) => {
+        this.logger.warn({ err: e, site }, 'live notice not published');
+      })));
+    }
+    if (Number.isFinite(flush.watermarkMs)) {
+      // The store's watermark means "buckets ending at or before it are final", which lags ours by the lateness.
+      const finalMs = flush.watermarkMs - config.allowedLatenessMs;
+      await this.attempt(run, 'watermark', () => store.setWatermark(run.partition, finalMs));
+    }
+    if (flush.commitOffset !== null && flush.lastOffset !== null) {
+      const metadata: CommitMetadata = {
+        watermarkMs: Number.isFinite(flush.watermarkMs) ? flush.watermarkMs : null,
+        highOffset: flush.lastOffset,
+      };
+      const committed: CommittedOffset = { offset: flush.commitOffset, metadata: JSON.stringify(metadata) };
+      const key = `${committed.offset}:${committed.metadata}`;
+      if (key !== run.lastCommit) {
+        await this.attempt(run, 'commit', () => this.consumer!.commit(run.partition, committed));
+        run.lastCommit = key;
+      }
+    }
+    done();
+  }
+
+  /** One retry policy for flush writes: back off and retry while the partition is ours; bounded once it is being revoked. */
+  private async attempt(run: PartitionRun, what: string, write: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (run.state === 'dropped') throw new Abandoned(what);
+      try {
+        await write();
+        return;
+      } catch (e) {
+        if (run.state === 'revoking' && attempt >= REVOKE_ATTEMPTS) throw e;
+        const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+        this.logger.warn({ err: e, partition: run.partition, attempt, delayMs }, `${what} failed; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,170 @@
+import { expect } from 'chai';
+import { HyperLogLog, HyperLogLogFormatError, REGISTERS, STANDARD_ERROR } from './hyperloglog.js';
+
+/** Deterministic pseudo-random numbers (mulberry32) so every run checks the same sets. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Visitor ids as ingest makes them: 32 hex chars of a keyed hash. */
+function hexIds(n: number, seed: number): string[] {
+  const rand = prng(seed);
+  const word = () => Math.floor(rand() * 2 ** 32).toString(16).padStart(8, '0');
+  return Array.from({ length: n }, () => word() + word() + word() + word());
+}
+
+const plainIds = (n: number, prefix = 'visitor-') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+function sketchOf(values: Iterable<string>): HyperLogLog {
+  const h = HyperLogLog.empty();
+  for (const v of values) h.add(v);
+  return h;
+}
+
+const bytesOf = (h: HyperLogLog) => Buffer.from(h.toBytes()).toString('hex');
+
+describe('HyperLogLog', () => {
+  it('documents its precision: 16384 registers, standard error ≈ 0.81%', () => {
+    expect(REGISTERS).to.equal(16384);
+    expect(STANDARD_ERROR).to.be.closeTo(0.0081, 0.0001);
+  });
+
+  it('counts an empty sketch as zero and round-trips it', () => {
+    const empty = HyperLogLog.empty();
+    expect(empty.count()).to.equal(0);
+    expect(HyperLogLog.fromBytes(empty.toBytes()).count()).to.equal(0);
+  });
+
+  for (const n of [1, 2, 10, 100, 300, 1000]) {
+    it(`is exact (±1) for ${n} distinct values, hex and plain, whatever the repeats`, () => {
+      const hex = hexIds(n, n);
+      const plain = plainIds(n);
+      expect(Math.abs(sketchOf([...hex, ...hex.slice(0, n >> 1)]).count() - n)).to.be.at.most(1);
+      expect(Math.abs(sketchOf([...plain, ...plain]).count() - n)).to.be.at.most(1);
+    });
+  }
+
+  for (const n of [10_000, 100_000, 1_000_000]) {
+    it(`stays within 3 standard errors at ${n} distinct values`, function () {
+      this.timeout(60_000);
+      for (const [name, ids] of [['hex', hexIds(n, 7)], ['plain', plainIds(n, `v${n}-`)]] as const) {
+        const estimate = sketchOf(ids).count();
+        expect(Math.abs(estimate - n) / n, `${name}: ${estimate}`).to.be.at.most(3 * STANDARD_ERROR);
+      }
+    });
+  }
+
+  describe('merge', () => {
+    const cases: Array<[string, () => [HyperLogLog, HyperLogLog, HyperLogLog]]> = [
+      ['sparse', () => [sketchOf(hexIds(50, 1)), sketchOf(hexIds(80, 2)), sketchOf(hexIds(30, 3))]],
+      ['sparse and dense', () => [sketchOf(hexIds(20_000, 4)), sketchOf(hexIds(300, 5)), sketchOf(plainIds(3000))]],
+      ['dense', () => [sketchOf(hexIds(20_000, 6)), sketchOf(hexIds(30_000, 7)), sketchOf(plainIds(9000))]],
+    ];
+    for (const [name, make] of cases) {
+      it(`is commutative, associative and idempotent (${name})`, () => {
+        const [a, b, c] = make();
+        expect(bytesOf(a.clone().merge(b))).to.equal(bytesOf(b.clone().merge(a)));
+        expect(bytesOf(a.clone().merge(b).merge(c))).to.equal(bytesOf(a.clone().merge(b.clone().merge(c))));
+        expect(bytesOf(a.clone().merge(a))).to.equal(bytesOf(a));
+        expect(bytesOf(a.clone().merge(b).merge(b))).to.equal(bytesOf(a.clone().merge(b)));
+        expect(bytesOf(a.clone().merge(HyperLogLog.empty()))).to.equal(bytesOf(a));
+      });
+    }
+
+    it('gives the sketch of the union, crossing from sparse to dense', () => {
+      const a = hexIds(3000, 8);
+      const b = hexIds(3000, 9);
+      const merged = sketchOf(a).merge(sketchOf(b));
+      expect(bytesOf(merged)).to.equal(bytesOf(sketchOf([...a, ...b])));
+      expect(merged.toBytes().length).to.equal(3 + REGISTERS);
+    });
+
+    it('of 1440 one-minute sketches equals the sketch of the day', function () {
+      this.timeout(60_000);
+      const rand = prng(42);
+      const pool = hexIds(40_000, 10);
+      const minutes: string[][] = [];
+      for (let m = 0; m < 1440; m++) {
+        const size = 1 + Math.floor(rand() * 60);
+        minutes.push(Array.from({ length: size }, () => pool[Math.floor(rand() * pool.length)]!));
+      }
+      const sketches = minutes.map((vs) => HyperLogLog.fromBytes(sketchOf(vs).toBytes()));
+      const forward = HyperLogLog.empty();
+      for (const s of sketches) forward.merge(s);
+      const backward = HyperLogLog.empty();
+      for (const s of [...sketches].reverse()) backward.merge(s);
+      const day = sketchOf(minutes.flat());
+      expect(bytesOf(forward)).to.equal(bytesOf(day));
+      expect(bytesOf(backward)).to.equal(bytesOf(day));
+      const exact = new Set(minutes.flat()).size;
+      expect(Math.abs(day.count() - exact) / exact).to.be.at.most(3 * STANDARD_ERROR);
+    });
+  });
+
+  describe('bytes', () => {
+    it('round-trip sparse and dense sketches to the same bytes and count', () => {
+      for (const s of [sketchOf(hexIds(5, 11)), sketchOf(plainIds(4000)), sketchOf(hexIds(50_000, 12))]) {
+        const back = HyperLogLog.fromBytes(s.toBytes());
+        expect(bytesOf(back)).to.equal(bytesOf(s));
+        expect(back.count()).to.equal(s.count());
+      }
+    });
+
+    it('read Buffers (as drivers return blobs) without writing back into them', () => {
+      const blob = Buffer.from(sketchOf(hexIds(10_000, 16)).toBytes());
+      const before = blob.toString('hex');
+      HyperLogLog.fromBytes(blob).merge(sketchOf(hexIds(10_000, 17)));
+      expect(blob.toString('hex')).to.equal(before);
+    });
+
+    it('reject malformed blobs with a HyperLogLogFormatError', () => {
+      const sparse = sketchOf(hexIds(20, 13)).toBytes();
+      const dense = sketchOf(hexIds(10_000, 14)).toBytes();
+      const edited = (b: Uint8Array, at: number, value: number) => {
+        const copy = new Uint8Array(b);
+        copy[at] = value;
+        return copy;
+      };
+      const bad: Array<[string, Uint8Array]> = [
+        ['empty', new Uint8Array(0)],
+        ['header only', new Uint8Array([1, 1])],
+        ['unknown version', edited(sparse, 0, 9)],
+        ['unknown format', edited(sparse, 1, 7)],
+        ['other precision', edited(sparse, 2, 12)],
+        ['truncated sparse', sparse.slice(0, sparse.length - 1)],
+        ['trailing bytes', Uint8Array.from([...sparse, 0])],
+        ['count too large', Uint8Array.from([1, 1, 14, 0xff, 0xff, 0x03])],
+        ['zero rho', Uint8Array.from([1, 1, 14, 1, 64])],
+        ['repeated index', Uint8Array.from([1, 1, 14, 2, 65, 1])],
+        ['truncated dense', dense.slice(0, dense.length - 1)],
+        ['register out of range', edited(dense, 100, 52)],
+        ['JSON', new TextEncoder().encode('{"registers":[]}')],
+      ];
+      for (const [name, bytes] of bad) {
+        expect(() => HyperLogLog.fromBytes(bytes), name).to.throw(HyperLogLogFormatError);
+      }
+    });
+
+    it('either decode mutated blobs into a valid sketch or reject them, never anything else', () => {
+      const rand = prng(99);
+      const original = sketchOf(hexIds(200, 15)).toBytes();
+      for (let i = 0; i < 2000; i++) {
+        const copy = new Uint8Array(original);
+        copy[Math.floor(rand() * copy.length)] = Math.floor(rand() * 256);
+        try {
+          const s = HyperLogLog.fromBytes(copy);
+          expect(HyperLogLog.fromBytes(s.toBytes()).count()).to.equal(s.count());
+        } catch (e) {
+          expect(e).to.be.instanceOf(HyperLogLogFormatError);
+        }
+      }
+    });
+  });
+});
