@@ -97,6 +97,10 @@ export const ERROR_CATALOG = {
     rsocket: 'REJECTED', retryable: true,
     description: 'Too many live streams are open on this connection.',
   },
+  CONNECTION_CLOSING: {
+    rsocket: 'CONNECTION_CLOSE', retryable: true,
+    description: 'The server is shutting down and closes the connection after its in-flight requests; reconnect to another instance.',
+  },
   SHUTTING_DOWN: {
     rsocket: 'REJECTED', retryable: true,
     description: 'The server is shutting down; reconnect to another instance.',

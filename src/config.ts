@@ -21,6 +21,8 @@ export const ConfigSchema = Type.Object({
     setupTimeoutMs: Type.Integer({ minimum: 100, default: 10_000 }),
     /** Bytes queued on a socket beyond which responses pause their producers. */
     socketHighWaterBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+    /** Take the client address from X-Forwarded-For (WebSocket behind a trusted proxy) instead of the socket. */
+    trustForwardedFor: Type.Boolean({ default: false }),
     maxStreamsPerConnection: Type.Integer({ minimum: 1, default: 256 }),
     /** API keys accepted in SETUP: 'key' (all sites) or 'key:site1,site2'. Empty: one is generated at start. */
     apiKeys: Type.Array(Type.String({ minLength: 8 }), { default: [] }),

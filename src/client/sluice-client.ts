@@ -60,7 +60,11 @@ export interface StreamHandlers<T> {
 }
 
 export class SluiceClient {
-  private constructor(private readonly rsocket: RSocket, private readonly stringMime: boolean) {}
+  private closed = false;
+
+  private constructor(private readonly rsocket: RSocket, private readonly stringMime: boolean) {
+    rsocket.onClose(() => { this.closed = true; });
+  }
 
   static async connect(options: ClientOptions): Promise<SluiceClient> {
     const url = new URL(options.url);
@@ -155,6 +159,9 @@ export class SluiceClient {
   }
 
   close(): void {
+    // rsocket-core warns on a second close; callers (tests, shutdown paths) may close twice.
+    if (this.closed) return;
+    this.closed = true;
     this.rsocket.close();
   }
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * The `sluice` command: starts the product (embedded default), optionally with demo traffic.
+ * Reads the environment and an optional JSON config file once, here, and nowhere else.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { startApp } from './app.js';
+import { ConfigError, configKeys, loadConfig } from './config.js';
+import { startDemo } from './demo/run-demo.js';
+import { createLogger } from './log.js';
+
+const HELP = `Usage: sluice [--demo] [--config file.json] [--help]
+
+Starts Sluice in one process on in-memory seams (the embedded default).
+  --demo          drive realistic demo traffic and print a live stream of it
+  --config FILE   JSON object of configuration overrides (environment wins over the file)
+
+Configuration keys (environment variable, default):
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { demo: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    const lines = configKeys().map((k) => `  ${k.key.padEnd(34)} ${k.env.padEnd(44)} ${JSON.stringify(k.default)}`);
+    process.stdout.write(HELP + lines.join('\n') + '\n');
+    return;
+  }
+  let overrides: Record<string, unknown> = {};
+  if (values.config) overrides = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
+  if (values.demo) overrides = { ...overrides, demo: { ...(overrides.demo as object | undefined), enabled: true } };
+  const config = loadConfig(overrides, process.env);
+  const logger = createLogger(config.logLevel);
+
+  const app = await startApp(config, logger);
+  const { tcp, ws, http } = app.ports;
+  logger.info({ mode: config.mode, tcp, ws, http, host: config.gateway.host },
+    `Sluice started in ${config.mode} mode (all seams in memory: data is lost on restart) — ` +
+    `RSocket TCP ${config.gateway.host}:${tcp}, RSocket WebSocket ws://${config.gateway.host}:${ws}, ` +
+    `HTTP http://${config.gateway.host}:${http}/metrics`);
+  if (app.generatedApiKey) {
+    logger.warn(`No API key configured: generated one for this run (shown once): ${app.generatedApiKey}`);
+  }
+
+  let stopDemo: (() => Promise<void>) | undefined;
+  if (config.demo.enabled) {
+    const apiKey = app.generatedApiKey ?? config.gateway.apiKeys[0]!.split(':')[0]!;
+    stopDemo = await startDemo({ config, ports: app.ports, apiKey, logger: logger.child({ stage: 'demo' }) });
+  }
+
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down');
+    const hardStop = setTimeout(() => {
+      logger.error('shutdown took more than 15 s; exiting');
+      process.exit(1);
+    }, 15_000);
+    hardStop.unref();
+    (async () => {
+      await stopDemo?.();
+      await app.stop();
+      logger.info('stopped');
+      process.exit(0);
+    })().catch((e: unknown) => {
+      logger.error({ err: e }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`sluice: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`sluice: failed to start: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
