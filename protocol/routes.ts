@@ -4,7 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import {
-  BreakdownRequest, BreakdownResponse, EventBatch, IngestAck, IngestEnvelope, LiveMessage, LiveRequest,
+  BreakdownRequest, BreakdownResponse, IngestAck, IngestBatchRequest, IngestEnvelope, LiveMessage, LiveRequest,
   TimeseriesRequest, TimeseriesResponse, TotalsRequest, TotalsResponse,
 } from './schema.js';
 
@@ -19,7 +19,7 @@ export interface RouteSpec {
 
 export const ROUTES = {
   'ingest.events': { interaction: 'fireAndForget', request: IngestEnvelope },
-  'ingest.batch': { interaction: 'requestResponse', request: EventBatch, response: IngestAck },
+  'ingest.batch': { interaction: 'requestResponse', request: IngestBatchRequest, response: IngestAck },
   'query.timeseries': { interaction: 'requestResponse', request: TimeseriesRequest, response: TimeseriesResponse },
   'query.totals': { interaction: 'requestResponse', request: TotalsRequest, response: TotalsResponse },
   'query.breakdown': { interaction: 'requestResponse', request: BreakdownRequest, response: BreakdownResponse },

@@ -67,6 +67,14 @@ export const EventBatch = Type.Object({
 export type EventBatch = Static<typeof EventBatch>;
 
 /**
+ * The request of `ingest.batch`: the envelope is checked here, each event on its own against
+ * `Event`, so one invalid event is reported in the ack and fails only itself.
+ */
+export const IngestBatchRequest = Type.Object({
+  events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: LIMITS.maxBatchEvents }),
+}, { additionalProperties: false });
+
+/**
  * `ingest.events` takes one event or a batch. The envelope is checked first and each event is
  * checked on its own, so one bad event in a fire-and-forget batch drops only itself (counted).
  */

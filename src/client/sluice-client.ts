@@ -33,7 +33,8 @@ function toClientError(e: unknown): SluiceClientError {
   const err = e as { message?: unknown; code?: unknown };
   const message = typeof err?.message === 'string' ? err.message : String(e);
   const rsocketCode = typeof err?.code === 'number' ? err.code : undefined;
-  const body = parseErrorBody(message);
+  // rsocket-js reports a connection closed by an error frame as "Closed. Original cause [Error: <message>]".
+  const body = parseErrorBody(message) ?? parseErrorBody(/\{"code":.*\}/.exec(message)?.[0] ?? '');
   if (body) return new SluiceClientError(body.message, body.code, rsocketCode, body.retryable);
   return new SluiceClientError(message, undefined, rsocketCode, false);
 }
@@ -61,9 +62,21 @@ export interface StreamHandlers<T> {
 
 export class SluiceClient {
   private closed = false;
+  /** Why the connection closed: a SETUP rejection arrives as the close cause, not on a request. */
+  private closeError: SluiceClientError | undefined;
 
   private constructor(private readonly rsocket: RSocket, private readonly stringMime: boolean) {
-    rsocket.onClose(() => { this.closed = true; });
+    rsocket.onClose((e) => {
+      this.closed = true;
+      if (e) this.closeError = toClientError(e);
+    });
+  }
+
+  /** A request failed: when the connection closed with a catalog error, that error is the cause. */
+  private failure(e: unknown): SluiceClientError {
+    const err = toClientError(e);
+    if (err.code === undefined && this.closeError?.code !== undefined) return this.closeError;
+    return err;
   }
 
   static async connect(options: ClientOptions): Promise<SluiceClient> {
@@ -123,7 +136,7 @@ export class SluiceClient {
       this.rsocket.requestResponse(payload, {
         onNext: (p) => resolve(p.data),
         onComplete: () => resolve(null),
-        onError: (e) => reject(toClientError(e)),
+        onError: (e) => reject(this.failure(e)),
         onExtension() {},
       });
     });
@@ -147,7 +160,7 @@ export class SluiceClient {
     const subscription = this.rsocket.requestStream(payload, initialRequest, {
       onNext: (p) => { if (p.data) handlers.next(p.data); },
       onComplete: () => handlers.complete?.(),
-      onError: (e) => handlers.error?.(toClientError(e)),
+      onError: (e) => handlers.error?.(this.failure(e)),
       onExtension() {},
     });
     return { request: (n) => subscription.request(n), cancel: () => subscription.cancel() };

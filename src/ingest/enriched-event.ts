@@ -3,6 +3,9 @@
  * It never carries a raw IP or a raw client visitor id: `visitorId` is a keyed hash.
  * Serialised as JSON in log records; `v` is the record format version.
  */
+import type { Channel } from './referrer.js';
+import type { DeviceType } from './user-agent.js';
+
 export interface EnrichedEvent {
   readonly v: 1;
   /** Client id when given, else server-assigned; unique per site. */
@@ -11,20 +14,24 @@ export interface EnrichedEvent {
   readonly type: 'pageview' | 'event';
   /** Custom event name; `pageview` for pageviews. */
   readonly name: string;
-  /** Event time, ms since epoch (UTC). */
+  /** Event time, ms since epoch (UTC); the received time when absent or too far in the future. */
   readonly ts: number;
   /** When the gateway received it, ms since epoch. */
   readonly receivedAt: number;
+  /** Page host: lowercased, without `www.`, port only when not the default (normalise-url.ts). */
   readonly host: string;
-  /** URL path without query string or fragment. */
+  /**
+   * URL path without fragment or trailing slash; its query string is dropped except the
+   * parameters listed in `ingest.keepQueryParams`, kept sorted by name (normalise-url.ts).
+   */
   readonly path: string;
   readonly title: string | null;
   /** Referrer host ('' when none or same-site). */
   readonly referrerHost: string;
   /** Human source name (Google, Facebook, Newsletter from utm_source…), or 'Direct / None'. */
   readonly source: string;
-  /** Acquisition channel: direct, organic_search, paid_search, social, email, referral… */
-  readonly channel: string;
+  /** Acquisition channel, one of the stable set `CHANNELS` (referrer.ts). */
+  readonly channel: Channel;
   readonly utm: {
     readonly source: string | null;
     readonly medium: string | null;
@@ -32,18 +39,18 @@ export interface EnrichedEvent {
     readonly term: string | null;
     readonly content: string | null;
   };
+  /** Browser and OS names as ua-parser-js reports them, 'Unknown' when it cannot tell; versions '' then. */
   readonly browser: string;
   readonly browserVersion: string;
   readonly os: string;
   readonly osVersion: string;
-  /** desktop | mobile | tablet | other */
-  readonly device: string;
+  readonly device: DeviceType;
   readonly bot: boolean;
   readonly screen: { readonly width: number; readonly height: number } | null;
   readonly language: string | null;
   readonly props: Readonly<Record<string, string | number | boolean>>;
   readonly revenue: { readonly amount: number; readonly currency: string } | null;
-  /** Keyed hash (hex) of the visitor: never reversible to an IP or a client id. */
+  /** Keyed hash (32 hex chars) of the visitor, rotating daily: never reversible to an IP or a client id (visitor-id.ts). */
   readonly visitorId: string;
   /** Country code from an edge geo hint, when one was given. */
   readonly country: string | null;

@@ -1,0 +1,380 @@
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { MemoryEventLog } from '../adapters/memory/memory-event-log.js';
+import { loadConfig, type Config } from '../config.js';
+import { isSluiceError } from '../errors.js';
+import type { EnrichedEvent } from './enriched-event.js';
+import type { EventLog, GroupConsumer, LogRecord } from './event-log.js';
+import { createIngestService, type IngestService, type IngestServiceDeps } from './ingest-service.js';
+
+const TOPIC = 'events';
+const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
+const IP = '198.51.100.23';
+const HINT = 'crm-user-8c1f2e';
+const CHROME = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
+
+/** An EventLog whose appends resolve or fail only when the test says so. */
+class ControlledLog implements EventLog {
+  readonly partitions = 1;
+  readonly calls: Array<{ records: readonly LogRecord[]; resolve: () => void; reject: (e: Error) => void }> = [];
+
+  append(_topic: string, records: readonly LogRecord[]): Promise<void> {
+    return new Promise((resolve, reject) => this.calls.push({ records, resolve, reject }));
+  }
+
+  consume(): Promise<GroupConsumer> {
+    throw new Error('not used');
+  }
+
+  async close(): Promise<void> {}
+}
+
+function ingestConfig(overrides: Partial<Config['ingest']> = {}): Config['ingest'] {
+  return { ...loadConfig({ ingest: { visitorSecret: 'test-secret' } }).ingest, ...overrides };
+}
+
+function service(log: EventLog, extra: Partial<IngestServiceDeps> = {}): { svc: IngestService; registry: Registry } {
+  const registry = new Registry();
+  const svc = createIngestService({ log, topic: TOPIC, config: ingestConfig(), registry, now: () => NOW, ...extra });
+  return { svc, registry };
+}
+
+const pageview = (extra: Record<string, unknown> = {}) => ({ type: 'pageview', site: 'site-a', url: 'https://www.shop.example/products/?utm_source=newsletter&utm_medium=email', ...extra });
+
+function records(log: MemoryEventLog): EnrichedEvent[] {
+  return log.readAll(TOPIC).map((r) => JSON.parse(r.value.toString('utf8')) as EnrichedEvent);
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function metric(registry: Registry, outcome: string): Promise<number> {
+  const json = await registry.getSingleMetric('sluice_ingest_events_total')!.get();
+  return json.values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+}
+
+describe('ingest service', () => {
+  let log: MemoryEventLog;
+
+  beforeEach(() => {
+    log = new MemoryEventLog({ partitions: 4 });
+  });
+
+  afterEach(async () => {
+    await log.close();
+  });
+
+  it('appends an enriched record keyed by site, with the event time and id header', async () => {
+    const { svc } = service(log);
+    const ack = await svc.ingest([pageview({ id: 'e1', timestamp: NOW - 1000, title: 'Products', language: 'en-US', referrer: 'https://www.google.com/' })],
+      { ip: IP, userAgent: CHROME, country: 'de' }, 'ack');
+    expect(ack).to.deep.equal({ accepted: 1, duplicates: 0, rejected: [], ids: ['e1'] });
+
+    const [raw] = log.readAll(TOPIC);
+    expect(raw!.key).to.equal('site-a');
+    expect(raw!.timestampMs).to.equal(NOW - 1000);
+    expect(raw!.headers).to.deep.equal({ id: 'e1' });
+    const e = JSON.parse(raw!.value.toString('utf8')) as EnrichedEvent;
+    expect(e).to.deep.include({
+      v: 1, id: 'e1', site: 'site-a', type: 'pageview', name: 'pageview', ts: NOW - 1000, receivedAt: NOW,
+      host: 'shop.example', path: '/products', title: 'Products', referrerHost: 'google.com',
+      source: 'newsletter', channel: 'email',
+      browser: 'Chrome', browserVersion: '124', os: 'Mac OS', osVersion: '10.15', device: 'desktop', bot: false,
+      screen: null, language: 'en-us', revenue: null, country: 'DE',
+    });
+    expect(e.utm).to.deep.equal({ source: 'newsletter', medium: 'email', campaign: null, term: null, content: null });
+    expect(e.props).to.deep.equal({});
+    expect(e.visitorId).to.match(/^[0-9a-f]{32}$/);
+  });
+
+  it('assigns an id and the received time when the client gave none', async () => {
+    const { svc } = service(log);
+    const ack = await svc.ingest([pageview()], {}, 'ack');
+    expect(ack.ids[0]).to.match(/^[0-9a-f-]{36}$/);
+    const [e] = records(log);
+    expect(e!.id).to.equal(ack.ids[0]);
+    expect(e!.ts).to.equal(NOW);
+    expect(e!.country).to.equal(null);
+  });
+
+  it('keeps custom events with their name, props and revenue', async () => {
+    const { svc } = service(log);
+    await svc.ingest([{ type: 'event', name: 'purchase', site: 'site-a', url: 'https://shop.example/checkout', props: { plan: 'pro', seats: 3 }, revenue: { amount: 49.5, currency: 'EUR' } }], {}, 'ack');
+    expect(records(log)[0]).to.deep.include({ type: 'event', name: 'purchase', props: { plan: 'pro', seats: 3 }, revenue: { amount: 49.5, currency: 'EUR' } });
+  });
+
+  it('rejects only the invalid events of a batch, with their index and code', async () => {
+    const { svc, registry } = service(log);
+    const ack = await svc.ingest([
+      pageview({ id: 'ok-1' }),
+      { type: 'pageview', site: 'site-a' }, // no url
+      { type: 'event', site: 'site-a', url: 'https://shop.example/' }, // event without a name
+      pageview({ url: '/relative' }),
+      'not an object',
+      pageview({ id: 'ok-2', extra: true }), // unknown property
+      pageview({ id: 'ok-3' }),
+    ], {}, 'ack');
+    expect(ack.accepted).to.equal(2);
+    expect(ack.ids).to.deep.equal(['ok-1', 'ok-3']);
+    expect(ack.rejected.map((r) => [r.index, r.code])).to.deep.equal([
+      [1, 'PAYLOAD_SCHEMA'], [2, 'PAYLOAD_SCHEMA'], [3, 'PAYLOAD_SCHEMA'], [4, 'PAYLOAD_SCHEMA'], [5, 'PAYLOAD_SCHEMA'],
+    ]);
+    expect(ack.rejected[1]!.message).to.include('/name');
+    expect(ack.rejected[2]!.message).to.include('/url');
+    expect(records(log).map((e) => e.id)).to.deep.equal(['ok-1', 'ok-3']);
+    expect(await metric(registry, 'rejected')).to.equal(5);
+    expect(await metric(registry, 'accepted')).to.equal(2);
+  });
+
+  it('rejects events for sites the caller may not write with SITE_FORBIDDEN', async () => {
+    const { svc } = service(log, { authorize: (site) => site !== 'site-x' });
+    const ack = await svc.ingest([pageview(), pageview({ site: 'site-x' }), pageview({ site: 'site-y' })],
+      { authorize: (site) => site !== 'site-y' }, 'ack');
+    expect(ack.accepted).to.equal(1);
+    expect(ack.rejected.map((r) => [r.index, r.code])).to.deep.equal([[1, 'SITE_FORBIDDEN'], [2, 'SITE_FORBIDDEN']]);
+  });
+
+  it('lets explicit UTM fields win over the URL, field by field', async () => {
+    const { svc } = service(log);
+    await svc.ingest([pageview({
+      url: 'https://shop.example/?utm_source=url-source&utm_medium=email&utm_campaign=url-campaign',
+      utm_source: 'event-source', utm_campaign: 'event-campaign', utm_term: '  ',
+    })], {}, 'ack');
+    expect(records(log)[0]!.utm).to.deep.equal({ source: 'event-source', medium: 'email', campaign: 'event-campaign', term: null, content: null });
+    expect(records(log)[0]!.source).to.equal('event-source');
+  });
+
+  it('treats a same-site referrer as direct', async () => {
+    const { svc } = service(log);
+    await svc.ingest([pageview({ url: 'https://shop.example/b', referrer: 'https://www.shop.example/a' })], {}, 'ack');
+    expect(records(log)[0]).to.deep.include({ referrerHost: '', source: 'Direct / None', channel: 'direct' });
+  });
+
+  it('flags bots from the user agent', async () => {
+    const { svc } = service(log);
+    await svc.ingest([pageview()], { userAgent: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }, 'ack');
+    expect(records(log)[0]!.bot).to.equal(true);
+  });
+
+  describe('visitor id', () => {
+    it('takes IP and user agent from the event (server SDKs) before the connection', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME }, 'ack');
+      await svc.ingest([pageview({ ip: IP, userAgent: CHROME })], { ip: '192.0.2.1', userAgent: 'proxy/1.0' }, 'ack');
+      await svc.ingest([pageview()], { ip: '192.0.2.1', userAgent: CHROME }, 'ack');
+      const [a, b, c] = records(log);
+      expect(b!.visitorId).to.equal(a!.visitorId);
+      expect(c!.visitorId).to.not.equal(a!.visitorId);
+      expect(b!.browser).to.equal('Chrome');
+    });
+
+    it('treats IPv4-mapped IPv6 addresses as the IPv4 address', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview()], { ip: `::ffff:${IP}`, userAgent: CHROME }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME }, 'ack');
+      const [a, b] = records(log);
+      expect(a!.visitorId).to.equal(b!.visitorId);
+    });
+
+    it('uses the visitor hint when given', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview({ visitor: HINT })], { ip: IP, userAgent: CHROME }, 'ack');
+      await svc.ingest([pageview({ visitor: HINT })], { ip: '192.0.2.1' }, 'ack');
+      const [a, b] = records(log);
+      expect(a!.visitorId).to.equal(b!.visitorId);
+    });
+
+    it('rotates with the received day', async () => {
+      let now = NOW;
+      const { svc } = service(log, { now: () => now });
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME }, 'ack');
+      now += 86_400_000;
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME }, 'ack');
+      const [a, b] = records(log);
+      expect(a!.visitorId).to.not.equal(b!.visitorId);
+    });
+  });
+
+  it('never writes the raw IP or the raw visitor hint to the log', async () => {
+    const { svc } = service(log);
+    const ipv6 = '2001:db8:85a3::8a2e:370:7334';
+    await svc.ingest([pageview({ visitor: HINT }), pageview({ ip: IP }), pageview({ ip: ipv6, visitor: HINT })], { ip: IP, userAgent: CHROME }, 'ack');
+    await svc.ingest([pageview()], { ip: ipv6 }, 'ack');
+    const all = log.readAll(TOPIC);
+    expect(all).to.have.length(4);
+    for (const r of all) {
+      const bytes = Buffer.concat([Buffer.from(r.key), r.value, Buffer.from(JSON.stringify(r.headers ?? {}))]);
+      for (const secret of [IP, ipv6, HINT]) {
+        expect(bytes.includes(secret), `record contains ${secret}`).to.equal(false);
+        expect(bytes.includes(secret.toUpperCase()), `record contains ${secret}`).to.equal(false);
+      }
+    }
+  });
+
+  describe('deduplication', () => {
+    it('appends a repeated client id once and still lists it', async () => {
+      const { svc, registry } = service(log);
+      const first = await svc.ingest([pageview({ id: 'a' }), pageview({ id: 'b' }), pageview({ id: 'a' })], {}, 'ack');
+      expect(first).to.deep.include({ accepted: 2, duplicates: 1, ids: ['a', 'b', 'a'] });
+      const retry = await svc.ingest([pageview({ id: 'a' }), pageview({ id: 'b' }), pageview({ id: 'c' })], {}, 'ack');
+      expect(retry).to.deep.include({ accepted: 1, duplicates: 2, ids: ['a', 'b', 'c'] });
+      expect(records(log).map((e) => e.id)).to.deep.equal(['a', 'b', 'c']);
+      expect(await metric(registry, 'duplicate')).to.equal(3);
+    });
+
+    it('keys ids by site', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview({ id: 'a' })], {}, 'ack');
+      const ack = await svc.ingest([pageview({ id: 'a', site: 'site-b' })], {}, 'ack');
+      expect(ack.accepted).to.equal(1);
+    });
+
+    it('forgets ids beyond its horizon', async () => {
+      const { svc } = service(log, { config: ingestConfig({ dedupCacheSize: 2 }) });
+      await svc.ingest([pageview({ id: 'a' }), pageview({ id: 'b' }), pageview({ id: 'c' })], {}, 'ack');
+      expect((await svc.ingest([pageview({ id: 'c' })], {}, 'ack')).duplicates).to.equal(1);
+      expect((await svc.ingest([pageview({ id: 'a' })], {}, 'ack')).accepted).to.equal(1);
+    });
+
+    it('is off at dedupCacheSize 0', async () => {
+      const { svc } = service(log, { config: ingestConfig({ dedupCacheSize: 0 }) });
+      const ack = await svc.ingest([pageview({ id: 'a' }), pageview({ id: 'a' })], {}, 'ack');
+      expect(ack).to.deep.include({ accepted: 2, duplicates: 0 });
+    });
+
+    it('acks a duplicate only once its earlier copy is durable', async () => {
+      const controlled = new ControlledLog();
+      const { svc } = service(controlled);
+      const first = svc.ingest([pageview({ id: 'a' })], {}, 'ack');
+      let secondDone = false;
+      const second = svc.ingest([pageview({ id: 'a' })], {}, 'ack').then((ack) => {
+        secondDone = true;
+        return ack;
+      });
+      await tick();
+      expect(controlled.calls).to.have.length(1); // the duplicate was not appended
+      expect(secondDone).to.equal(false);
+      controlled.calls[0]!.resolve();
+      expect(await second).to.deep.include({ accepted: 0, duplicates: 1, ids: ['a'] });
+      await first;
+    });
+
+    it('lets a retry through after the append failed', async () => {
+      const controlled = new ControlledLog();
+      const { svc } = service(controlled);
+      const first = svc.ingest([pageview({ id: 'a' })], {}, 'ack');
+      const concurrentDuplicate = svc.ingest([pageview({ id: 'a' })], {}, 'ack');
+      await tick();
+      controlled.calls[0]!.reject(new Error('broker down'));
+      for (const p of [first, concurrentDuplicate]) {
+        const err: unknown = await p.then(() => undefined, (e: unknown) => e);
+        expect(isSluiceError(err) && err.code).to.equal('OVERLOADED');
+      }
+      const retry = svc.ingest([pageview({ id: 'a' })], {}, 'ack');
+      await tick();
+      expect(controlled.calls).to.have.length(2);
+      controlled.calls[1]!.resolve();
+      expect(await retry).to.deep.include({ accepted: 1, duplicates: 0 });
+    });
+  });
+
+  describe('timestamps', () => {
+    it('clamps times too far in the future to the received time and counts them', async () => {
+      const { svc, registry } = service(log, { config: ingestConfig({ maxFutureSkewMs: 60_000 }) });
+      await svc.ingest([
+        pageview({ id: 'future', timestamp: NOW + 60_001 }),
+        pageview({ id: 'skewed', timestamp: NOW + 60_000 }),
+        pageview({ id: 'old', timestamp: NOW - 30 * 86_400_000 }),
+      ], {}, 'ack');
+      const byId = Object.fromEntries(records(log).map((e) => [e.id, e.ts]));
+      expect(byId).to.deep.equal({ future: NOW, skewed: NOW + 60_000, old: NOW - 30 * 86_400_000 });
+      expect(log.readAll(TOPIC).find((r) => r.headers?.id === 'future')!.timestampMs).to.equal(NOW);
+      expect(await metric(registry, 'clamped')).to.equal(1);
+      expect(await metric(registry, 'accepted')).to.equal(3);
+    });
+  });
+
+  describe('durability and overload', () => {
+    it('acks only after the append resolved', async () => {
+      const controlled = new ControlledLog();
+      const { svc } = service(controlled);
+      let done = false;
+      const p = svc.ingest([pageview({ id: 'a' }), pageview({ id: 'b' })], {}, 'ack').then((ack) => {
+        done = true;
+        return ack;
+      });
+      await tick();
+      expect(controlled.calls).to.have.length(1);
+      expect(controlled.calls[0]!.records).to.have.length(2);
+      expect(svc.inFlightBytes).to.be.greaterThan(0);
+      expect(done).to.equal(false);
+      controlled.calls[0]!.resolve();
+      expect((await p).accepted).to.equal(2);
+      expect(svc.inFlightBytes).to.equal(0);
+    });
+
+    it('rejects with a retryable OVERLOADED when the append fails', async () => {
+      const failing = new ControlledLog();
+      const { svc, registry } = service(failing);
+      queueMicrotask(() => failing.calls[0]!.reject(new Error('timeout')));
+      const err: unknown = await svc.ingest([pageview(), pageview()], {}, 'ack').then(() => undefined, (e: unknown) => e);
+      expect(isSluiceError(err)).to.equal(true);
+      if (!isSluiceError(err)) return;
+      expect(err.code).to.equal('OVERLOADED');
+      expect(err.retryable).to.equal(true);
+      expect((err.cause as Error).message).to.equal('timeout');
+      expect(svc.inFlightBytes).to.equal(0);
+      expect(await metric(registry, 'failed')).to.equal(2);
+      expect(await metric(registry, 'accepted')).to.equal(0);
+    });
+
+    it('refuses ack calls while saturated, lets fire-and-forget through, and signals drain', async () => {
+      const controlled = new ControlledLog();
+      const { svc, registry } = service(controlled, { config: ingestConfig({ maxInFlightBytes: 1024 }) });
+      const big = Array.from({ length: 5 }, (_, i) => pageview({ id: `big-${i}` }));
+      const first = svc.ingest(big, {}, 'ack');
+      expect(svc.saturated).to.equal(true); // accounted synchronously, before the append resolves
+      expect(svc.inFlightBytes).to.be.greaterThan(1024);
+
+      let drains = 0;
+      const unsubscribe = svc.onDrain(() => drains++);
+
+      const refused: unknown = await svc.ingest([pageview({ id: 'x' })], {}, 'ack').then(() => undefined, (e: unknown) => e);
+      expect(isSluiceError(refused) && refused.code).to.equal('OVERLOADED');
+      expect(isSluiceError(refused) && refused.retryable).to.equal(true);
+      expect(controlled.calls).to.have.length(1); // nothing of the refused call was appended
+      expect(await metric(registry, 'overloaded')).to.equal(1);
+
+      const fnf = svc.ingest([pageview({ id: 'y' })], {}, 'fnf');
+      expect(controlled.calls).to.have.length(2);
+
+      controlled.calls[0]!.resolve();
+      await first;
+      expect(svc.saturated).to.equal(false);
+      expect(drains).to.equal(1);
+
+      controlled.calls[1]!.resolve();
+      await fnf;
+      expect(drains).to.equal(1); // only on the way down through the bound
+
+      // the refused event can now be sent again (it was never remembered as seen)
+      const retry = svc.ingest([pageview({ id: 'x' })], {}, 'ack');
+      controlled.calls[2]!.resolve();
+      expect((await retry).accepted).to.equal(1);
+
+      unsubscribe();
+      const again = svc.ingest(big.map((e, i) => ({ ...e, id: `big2-${i}` })), {}, 'fnf');
+      controlled.calls[3]!.resolve();
+      await again;
+      expect(drains).to.equal(1);
+    });
+
+    it('exports its metrics on the injected registry', async () => {
+      const { svc, registry } = service(log);
+      await svc.ingest([pageview()], {}, 'ack');
+      const text = await registry.metrics();
+      expect(text).to.include('sluice_ingest_events_total{outcome="accepted"} 1');
+      expect(text).to.include('sluice_ingest_in_flight_bytes 0');
+      expect(text).to.include('sluice_ingest_append_seconds_count 1');
+    });
+  });
+});

@@ -1,0 +1,349 @@
+/**
+ * The ingest stage: raw events from the gateway → validated, normalised, enriched records in
+ * the event log, keyed by site.
+ *
+ * Contract:
+ * - Per event, not per batch: an invalid event (schema, semantics, URL) or one for a site the
+ *   caller may not write is listed in `rejected` with its index; the others go on.
+ * - Durability: `ingest` resolves only once `EventLog.append` has resolved for every accepted
+ *   event of the call, including the earlier copy of an event reported as a duplicate.
+ * - Idempotency: a client event id seen again for the same site within the dedup horizon is
+ *   not appended again (counted in `duplicates`, listed in `ids`). The horizon is the last
+ *   ⌊dedupCacheSize/2⌋ to dedupCacheSize ids (lru-cache.ts), per process and best effort: the
+ *   aggregator must still tolerate the at-least-once log. If an append fails, its ids are
+ *   forgotten again so that the client's retry is appended.
+ * - Failure: a failed append rejects the call with OVERLOADED (retryable); clients retry with
+ *   the same ids. Some records of a failed append may have been written: ids make that safe.
+ * - Memory: bytes of record values between append start and resolve are counted; above
+ *   `maxInFlightBytes` the service is `saturated`, 'ack' calls are refused up front with
+ *   OVERLOADED and the gateway stops reading sockets until `onDrain`. Since admission is checked
+ *   before a call and a call is enriched synchronously, the bound is exceeded by at most one
+ *   batch (whose size the gateway bounds).
+ * - Privacy: the IP and the client visitor hint only enter the visitor-id hash; neither is
+ *   part of the record.
+ */
+import { randomUUID } from 'node:crypto';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Event, type IngestAck } from '../../protocol/schema.js';
+import { compileValidator } from '../../protocol/validate.js';
+import type { Config } from '../config.js';
+import { SluiceError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { EnrichedEvent } from './enriched-event.js';
+import type { EventLog, LogRecord } from './event-log.js';
+import { LruCache } from './lru-cache.js';
+import { cleanUtm, createUrlNormaliser, type UtmParams } from './normalise-url.js';
+import { createAttributor } from './referrer.js';
+import { createUserAgentParser } from './user-agent.js';
+import { createVisitorIdHasher } from './visitor-id.js';
+
+/** What the transport knows about the connection an event batch arrived on. */
+export interface ConnectionContext {
+  readonly ip?: string;
+  readonly userAgent?: string;
+  /** ISO 3166-1 alpha-2 country from an edge geo hint (e.g. a CDN header). */
+  readonly country?: string;
+  /** Whether this connection's credential may write a site (per connection; see also deps.authorize). */
+  readonly authorize?: (site: string) => boolean;
+}
+
+export type IngestMode = 'ack' | 'fnf';
+
+export interface IngestService {
+  /**
+   * Validate, normalise and enrich each raw event; append accepted ones to the log keyed by
+   * site; resolves with the ack only once they are durable. Mode 'ack' rejects the WHOLE call
+   * with SluiceError('OVERLOADED') when the in-flight budget is exhausted (nothing accepted);
+   * mode 'fnf' always proceeds (the gateway stops reading sockets while `saturated`).
+   * Rejects with OVERLOADED when the log append fails.
+   */
+  ingest(raw: readonly unknown[], ctx: ConnectionContext, mode: IngestMode): Promise<IngestAck>;
+  readonly saturated: boolean;
+  /** Called when in-flight bytes fall back under the bound. Returns an unsubscribe function. */
+  onDrain(listener: () => void): () => void;
+  /** Bytes of record values handed to the log and not yet durable. */
+  readonly inFlightBytes: number;
+}
+
+export interface IngestServiceDeps {
+  readonly log: EventLog;
+  readonly topic: string;
+  readonly config: Config['ingest'];
+  readonly registry: Registry;
+  readonly logger?: Logger;
+  /** Wall clock, ms since epoch; injectable for tests. */
+  readonly now?: () => number;
+  /** Service-wide site check, applied besides the connection's own `ctx.authorize`; all sites when both are absent. */
+  readonly authorize?: (site: string) => boolean;
+}
+
+type Rejection = IngestAck['rejected'][number];
+
+/** One call's append, shared by the dedup entries of its ids until it settles. */
+interface PendingAppend {
+  durable: boolean;
+  promise: Promise<void> | undefined;
+}
+
+/** Distinct user agents and referrers kept parsed. */
+const PARSE_CACHE_SIZE = 10_000;
+const NO_PROPS: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
+const COUNTRY = /^[A-Za-z]{2}$/;
+
+// Compiled once per process: compiling is milliseconds, checking is sub-microsecond.
+const validateEvent = compileValidator(Event);
+
+/** One spelling per address, so one client hashes to one visitor whatever socket family it used. */
+function canonicalIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const lower = ip.toLowerCase();
+  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+}
+
+/** Explicit event fields win over the page URL's parameters, field by field. */
+function mergeUtm(e: Event, fromUrl: UtmParams): UtmParams {
+  if (e.utm_source === undefined && e.utm_medium === undefined && e.utm_campaign === undefined
+    && e.utm_term === undefined && e.utm_content === undefined) return fromUrl;
+  return {
+    source: cleanUtm(e.utm_source) ?? fromUrl.source,
+    medium: cleanUtm(e.utm_medium) ?? fromUrl.medium,
+    campaign: cleanUtm(e.utm_campaign) ?? fromUrl.campaign,
+    term: cleanUtm(e.utm_term) ?? fromUrl.term,
+    content: cleanUtm(e.utm_content) ?? fromUrl.content,
+  };
+}
+
+export function createIngestService(deps: IngestServiceDeps): IngestService {
+  const { log, topic, config, registry, logger, authorize } = deps;
+  const now = deps.now ?? Date.now;
+  const maxInFlightBytes = config.maxInFlightBytes;
+  const normaliseUrl = createUrlNormaliser({ keepQueryParams: config.keepQueryParams });
+  const parseUserAgent = createUserAgentParser({ cacheSize: PARSE_CACHE_SIZE });
+  const attribute = createAttributor({ cacheSize: PARSE_CACHE_SIZE });
+  const visitorId = createVisitorIdHasher(config.visitorSecret);
+  const dedup = new LruCache<string, PendingAppend>(config.dedupCacheSize);
+  const drainListeners = new Set<() => void>();
+  let inFlightBytes = 0;
+
+  const events = new Counter({
+    name: 'sluice_ingest_events_total',
+    help: 'Events by ingest outcome: accepted (durable), duplicate, rejected (invalid or forbidden), '
+      + 'clamped (future time reset; also accepted), failed (log append failed), overloaded (refused while saturated).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const outcome = (name: string) => {
+    events.inc({ outcome: name }, 0); // exported from the start, so rates work before the first event
+    return events.labels({ outcome: name });
+  };
+  const accepted = outcome('accepted');
+  const duplicate = outcome('duplicate');
+  const rejectedCount = outcome('rejected');
+  const clampedCount = outcome('clamped');
+  const failed = outcome('failed');
+  const overloaded = outcome('overloaded');
+  new Gauge({
+    name: 'sluice_ingest_in_flight_bytes',
+    help: 'Bytes of event records handed to the event log and not yet durable.',
+    registers: [registry],
+    collect() {
+      this.set(inFlightBytes);
+    },
+  });
+  const appendSeconds = new Histogram({
+    name: 'sluice_ingest_append_seconds',
+    help: 'Time for the event log to make one ingest call\'s records durable.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  function startAppend(records: readonly LogRecord[]): Promise<void> {
+    try {
+      return log.append(topic, records);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  function release(bytes: number): void {
+    const wasSaturated = inFlightBytes > maxInFlightBytes;
+    inFlightBytes -= bytes;
+    if (!wasSaturated || inFlightBytes > maxInFlightBytes) return;
+    // A snapshot: listeners unsubscribe (and may resubscribe) while being called.
+    for (const listener of [...drainListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        logger?.error({ err }, 'ingest drain listener threw');
+      }
+    }
+  }
+
+  async function ingest(raw: readonly unknown[], ctx: ConnectionContext, mode: IngestMode): Promise<IngestAck> {
+    if (mode === 'ack' && inFlightBytes > maxInFlightBytes) {
+      overloaded.inc(raw.length);
+      throw new SluiceError('OVERLOADED', `ingest is saturated (${inFlightBytes} bytes awaiting the event log); retry later`);
+    }
+    const receivedAt = now();
+    const latestTs = receivedAt + config.maxFutureSkewMs;
+    const ctxIp = ctx.ip === undefined ? '' : canonicalIp(ctx.ip);
+    const country = ctx.country !== undefined && COUNTRY.test(ctx.country) ? ctx.country.toUpperCase() : null;
+
+    const batch: PendingAppend = { durable: false, promise: undefined };
+    const records: LogRecord[] = [];
+    const ids: string[] = [];
+    const rejected: Rejection[] = [];
+    /** Dedup keys this call claimed: forgotten again if its append fails. */
+    const claimed: string[] = [];
+    let waitFor: Set<Promise<void>> | undefined;
+    let duplicates = 0;
+    let clamped = 0;
+    let bytes = 0;
+
+    const forgetClaims = () => {
+      for (const key of claimed) if (dedup.peek(key) === batch) dedup.delete(key);
+    };
+
+    try {
+      for (let index = 0; index < raw.length; index++) {
+        const checked = validateEvent(raw[index]);
+        if (!checked.ok) {
+          rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: checked.message });
+          continue;
+        }
+        const e = checked.value;
+        const name = e.type === 'pageview' ? 'pageview' : e.name;
+        if (name === undefined) {
+          rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: '/name: required when type is "event"' });
+          continue;
+        }
+        if ((authorize && !authorize(e.site)) || (ctx.authorize && !ctx.authorize(e.site))) {
+          rejected.push({ index, code: 'SITE_FORBIDDEN', message: `this credential may not write site ${e.site}` });
+          continue;
+        }
+        const url = normaliseUrl(e.url);
+        if (!url.ok) {
+          rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: `/url: ${url.reason}` });
+          continue;
+        }
+
+        // Last check before enrichment, which cannot reject: a claimed id is always appended.
+        let id = e.id;
+        if (id === undefined) {
+          id = randomUUID();
+        } else if (dedup.capacity > 0) {
+          const key = `${e.site}\0${id}`;
+          const seen = dedup.putIfAbsent(key, batch);
+          if (seen !== undefined) {
+            duplicates++;
+            ids.push(id);
+            // The earlier copy may still be on its way to the log: ack only once it is durable.
+            if (seen !== batch && !seen.durable && seen.promise) (waitFor ??= new Set()).add(seen.promise);
+            continue;
+          }
+          claimed.push(key);
+        }
+
+        let ts = e.timestamp ?? receivedAt;
+        if (ts > latestTs) {
+          ts = receivedAt;
+          clamped++;
+        }
+        const userAgent = e.userAgent ?? ctx.userAgent ?? '';
+        const agent = parseUserAgent(userAgent);
+        const utm = mergeUtm(e, url.utm);
+        const origin = attribute({ referrer: e.referrer, pageHost: url.host, utm, paidClick: url.paidClick });
+        const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
+
+        const enriched: EnrichedEvent = {
+          v: 1,
+          id,
+          site: e.site,
+          type: e.type,
+          name,
+          ts,
+          receivedAt,
+          host: url.host,
+          path: url.path,
+          title: e.title ?? null,
+          referrerHost: origin.referrerHost,
+          source: origin.source,
+          channel: origin.channel,
+          utm,
+          browser: agent.browser,
+          browserVersion: agent.browserVersion,
+          os: agent.os,
+          osVersion: agent.osVersion,
+          device: agent.device,
+          bot: agent.bot,
+          screen: e.screen ?? null,
+          language: e.language === undefined ? null : e.language.toLowerCase(),
+          props: e.props ?? NO_PROPS,
+          revenue: e.revenue ?? null,
+          visitorId: visitorId(e.site, e.visitor, ip, userAgent, receivedAt),
+          country,
+        };
+        const value = Buffer.from(JSON.stringify(enriched));
+        bytes += value.length;
+        records.push({ key: e.site, value, timestampMs: ts, headers: { id } });
+        ids.push(id);
+      }
+    } catch (err) {
+      forgetClaims(); // an unexpected fault: the claimed ids were never appended
+      throw err;
+    }
+
+    if (rejected.length > 0) rejectedCount.inc(rejected.length);
+    if (clamped > 0) clampedCount.inc(clamped);
+
+    if (records.length > 0) {
+      inFlightBytes += bytes;
+      const endTimer = appendSeconds.startTimer();
+      batch.promise = startAppend(records);
+      try {
+        await batch.promise;
+        batch.durable = true;
+        batch.promise = undefined; // dedup entries outlive the call: keep them small
+      } catch (err) {
+        forgetClaims();
+        failed.inc(records.length);
+        logger?.warn({ err, topic, records: records.length }, 'event log append failed');
+        throw new SluiceError('OVERLOADED', 'the event log did not accept the events; retry with the same event ids', { cause: err });
+      } finally {
+        endTimer();
+        release(bytes);
+      }
+    }
+
+    if (waitFor) {
+      try {
+        await Promise.all(waitFor);
+      } catch (err) {
+        // Their earlier copy failed and was forgotten: the client's retry will append it.
+        throw new SluiceError('OVERLOADED', 'an earlier copy of a duplicate event failed to reach the event log; retry with the same event ids', { cause: err });
+      }
+    }
+
+    accepted.inc(records.length);
+    if (duplicates > 0) duplicate.inc(duplicates);
+    return { accepted: records.length, duplicates, rejected, ids };
+  }
+
+  return {
+    ingest,
+    get saturated() {
+      return inFlightBytes > maxInFlightBytes;
+    },
+    get inFlightBytes() {
+      return inFlightBytes;
+    },
+    onDrain(listener) {
+      // Wrapped so the same function subscribed twice is two subscriptions.
+      const entry = () => listener();
+      drainListeners.add(entry);
+      return () => {
+        drainListeners.delete(entry);
+      };
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Visitor ids without storing who the visitor is.
+ *
+ *   salt(day)  = HMAC-SHA256(secret, 'YYYY-MM-DD' of the UTC day)
+ *   visitorId  = HMAC-SHA256(salt(day), site \0 (hint | ip \0 userAgent)), hex, first 32 chars
+ *
+ * - No raw IP is ever stored: the IP only enters the hash, and the salt is never persisted or
+ *   logged, so an id cannot be reversed by enumerating the IPv4 space.
+ * - A client-supplied visitor hint (an SDK's stable id) is hashed the same way: it is never
+ *   stored raw either, and it stops being linkable across days like everything else.
+ * - Ids rotate at UTC midnight (of the received time, not the event time: a client must not
+ *   be able to pick the salt): the same visitor has unrelated ids on different days and on
+ *   different sites. Unique counts are therefore per day at most, which is what rollups need.
+ * - With no secret configured, a random one per process is used: ids then also change on
+ *   restart, which overcounts uniques for that day; production configures `visitorSecret`.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+
+export type VisitorIdHasher = (site: string, hint: string | undefined, ip: string, userAgent: string, receivedAtMs: number) => string;
+
+const DAY_MS = 86_400_000;
+const ID_HEX_CHARS = 32;
+
+/** 'YYYY-MM-DD' of the UTC day containing `ms`. */
+export function utcDate(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export function createVisitorIdHasher(secret: string): VisitorIdHasher {
+  const key: string | Buffer = secret === '' ? randomBytes(32) : secret;
+  // One salt per UTC day, computed on first use: events arrive in received-time order, so a
+  // single slot is enough; a stray event from the previous day only costs one recomputation.
+  let saltDay = Number.NaN;
+  let salt = Buffer.alloc(0);
+
+  return (site, hint, ip, userAgent, receivedAtMs) => {
+    const day = Math.floor(receivedAtMs / DAY_MS);
+    if (day !== saltDay) {
+      salt = createHmac('sha256', key).update(utcDate(receivedAtMs)).digest();
+      saltDay = day;
+    }
+    // One update of a joined string: each update() is a native call that costs more than the join.
+    const input = hint !== undefined ? `${site}\0${hint}` : `${site}\0${ip}\0${userAgent}`;
+    return createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
+  };
+}
