@@ -117,7 +117,17 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   const { log, topic, config, registry, logger, authorize } = deps;
   const now = deps.now ?? Date.now;
   const maxInFlightBytes = config.maxInFlightBytes;
-  const normaliseUrl = createUrlNormaliser({ keepQueryParams: config.keepQueryParams });
+  const parseUrl = createUrlNormaliser({ keepQueryParams: config.keepQueryParams });
+  // Pages repeat heavily and URL parsing is one of the costlier steps: results are immutable, so memoise.
+  const urlCache = new LruCache<string, ReturnType<typeof parseUrl>>(PARSE_CACHE_SIZE);
+  const normaliseUrl = (url: string) => {
+    let result = urlCache.get(url);
+    if (result === undefined) {
+      result = parseUrl(url);
+      urlCache.set(url, result);
+    }
+    return result;
+  };
   const parseUserAgent = createUserAgentParser({ cacheSize: PARSE_CACHE_SIZE });
   const attribute = createAttributor({ cacheSize: PARSE_CACHE_SIZE });
   const visitorId = createVisitorIdHasher(config.visitorSecret);

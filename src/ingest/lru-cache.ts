@@ -69,6 +69,11 @@ export class LruCache<K, V> {
     return this.previous.delete(key) || inCurrent;
   }
 
+  clear(): void {
+    this.current = new Map();
+    this.previous = new Map();
+  }
+
   private insert(key: K, value: V): void {
     this.current.set(key, value);
     if (this.current.size >= this.generationSize) {

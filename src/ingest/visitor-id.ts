@@ -15,6 +15,7 @@
  *   restart, which overcounts uniques for that day; production configures `visitorSecret`.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { LruCache } from './lru-cache.js';
 
 export type VisitorIdHasher = (site: string, hint: string | undefined, ip: string, userAgent: string, receivedAtMs: number) => string;
 
@@ -26,7 +27,13 @@ export function utcDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-export function createVisitorIdHasher(secret: string): VisitorIdHasher {
+/**
+ * `cacheSize`: ids kept per day. A visitor sends many events a day and the HMAC is the
+ * costliest step of ingest, so ids are memoised. The cache lives only in this process's memory
+ * (never stored) and is emptied when the salt rotates, so it cannot link two days either.
+ */
+export function createVisitorIdHasher(secret: string, cacheSize = 50_000): VisitorIdHasher {
+  const cache = new LruCache<string, string>(cacheSize);
   const key: string | Buffer = secret === '' ? randomBytes(32) : secret;
   // One salt per UTC day, computed on first use: events arrive in received-time order, so a
   // single slot is enough; a stray event from the previous day only costs one recomputation.
@@ -38,9 +45,14 @@ export function createVisitorIdHasher(secret: string): VisitorIdHasher {
     if (day !== saltDay) {
       salt = createHmac('sha256', key).update(utcDate(receivedAtMs)).digest();
       saltDay = day;
+      cache.clear();
     }
     // One update of a joined string: each update() is a native call that costs more than the join.
     const input = hint !== undefined ? `${site}\0${hint}` : `${site}\0${ip}\0${userAgent}`;
-    return createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
+    const known = cache.get(input);
+    if (known !== undefined) return known;
+    const id = createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
+    cache.set(input, id);
+    return id;
   };
 }
