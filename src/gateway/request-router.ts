@@ -5,6 +5,7 @@
  */
 import { WellKnownMimeType, decodeCompositeMetadata, decodeRoutes } from 'rsocket-composite-metadata';
 import type { Static } from '@sinclair/typebox';
+import { isUtf8 } from 'node:buffer';
 import { MIME } from '../../protocol/mime.js';
 import { ROUTES, isRouteName, type Interaction, type RouteName } from '../../protocol/routes.js';
 import { compileValidator, type Validator } from '../../protocol/validate.js';
@@ -45,13 +46,13 @@ export function routeOf(metadata: Buffer | undefined | null): string | undefined
   return undefined;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** JSON from UTF-8 bytes; rejects invalid UTF-8 rather than silently replacing it. */
 export function parseJson(data: Buffer | undefined | null): unknown {
   if (!data || data.length === 0) throw new SluiceError('PAYLOAD_INVALID_JSON', 'request data is empty; expected JSON');
+  // isUtf8 is a native scan, far cheaper than a fatal TextDecoder on the ingest hot path.
+  if (!isUtf8(data)) throw new SluiceError('PAYLOAD_INVALID_JSON', 'request data is not valid UTF-8');
   try {
-    return JSON.parse(utf8.decode(data));
+    return JSON.parse(data.toString('utf8'));
   } catch (e) {
     throw new SluiceError('PAYLOAD_INVALID_JSON', `request data is not UTF-8 JSON: ${(e as Error).message}`);
   }

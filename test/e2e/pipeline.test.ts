@@ -4,8 +4,8 @@
  */
 import { expect } from 'chai';
 import type { Event, IngestAck, LiveMessage, TotalsResponse, TimeseriesResponse, BreakdownResponse } from '../../protocol/schema.js';
-import type { SluiceClient } from '../../src/client/sluice-client.js';
-import { startHarness, SITE_A, type Harness } from '../support/harness.js';
+import { SluiceClient } from '../../src/client/sluice-client.js';
+import { ADMIN_KEY, startHarness, SITE_A, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
 
 const MINUTE = 60_000;
@@ -84,6 +84,17 @@ for (const transport of ['tcp', 'ws'] as const) {
       expect(second).to.include({ accepted: 0, duplicates: 4 });
       const from = ts - 2 * MINUTE;
       await waitFor(async () => (await totals(client, site, from, ts + MINUTE)).pageviews === 4, { what: 'four pageviews' });
+    });
+
+    it('routes requests whose routing entry names its MIME type by string, not by id', async () => {
+      const client = await SluiceClient.connect({ url: h.url(transport), apiKey: ADMIN_KEY, stringMimeTypes: true });
+      try {
+        const ts = Date.now() - 1_000;
+        expect((await client.sendBatch([pageview(site, 1, ts)])).accepted).to.equal(1);
+        await waitFor(async () => (await totals(client, site, ts - MINUTE, ts + MINUTE)).pageviews === 1, { what: 'one pageview' });
+      } finally {
+        client.close();
+      }
     });
 
     it('takes fire-and-forget events, single and batched', async () => {
