@@ -7,7 +7,7 @@ import { MemoryLiveBus } from '../adapters/memory/memory-live-bus.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { loadConfig, type Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
-import type { LogRecord } from '../ingest/event-log.js';
+import type { EventLog, LogRecord, PartitionBatch } from '../ingest/event-log.js';
 import type { BucketsChanged } from '../query/live-bus.js';
 import { Aggregator } from './aggregator.js';
 import { HyperLogLog, STANDARD_ERROR } from './hyperloglog.js';
@@ -120,6 +120,69 @@ function withUpsert(inner: RollupStore, upsert: (rows: readonly MinuteRollup[]) 
   };
 }
 
+/** The log with every batch passed through `gate` first: a test holds a consumer at a chosen offset. */
+function gatedLog(inner: EventLog, gate: (batch: PartitionBatch) => Promise<void>): EventLog {
+  return {
+    partitions: inner.partitions,
+    append: (t, records) => inner.append(t, records),
+    consume: (options) => inner.consume({
+      ...options,
+      handlers: {
+        ...options.handlers,
+        onBatch: async (batch) => {
+          await gate(batch);
+          await options.handlers.onBatch(batch);
+        },
+      },
+    }),
+    close: () => inner.close(),
+  };
+}
+
+/**
+ * Holds a consumer's batches (through gatedLog), per partition, once the records `grant`ed to
+ * that partition have passed: a test decides exactly how far an aggregator gets before it
+ * crashes. After abort() held batches fail, as they would for a consumer that is gone.
+ */
+class RecordGate {
+  private readonly taken = new Map<number, number>();
+  private readonly budget = new Map<number, number>();
+  private aborted = false;
+  private waiters: Array<() => void> = [];
+
+  readonly gate = async (batch: PartitionBatch): Promise<void> => {
+    const p = batch.partition;
+    while (this.takenBy(p) >= (this.budget.get(p) ?? 0)) {
+      if (this.aborted) throw new Error('consumer gone');
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    this.taken.set(p, this.takenBy(p) + batch.records.length);
+  };
+
+  takenBy(partition: number): number {
+    return this.taken.get(partition) ?? 0;
+  }
+
+  grant(partition: number, records: number): void {
+    this.budget.set(partition, this.takenBy(partition) + records);
+    this.wake();
+  }
+
+  /** Every partition granted records has taken them all. */
+  spent(): boolean {
+    return [...this.budget].every(([p, budget]) => this.takenBy(p) >= budget);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
 const readSite = (store: RollupStore, site: string) => store.read(site, 0, Number.MAX_SAFE_INTEGER);
 
 async function expectRollupsToEqual(store: RollupStore, events: readonly TestEvent[]): Promise<void> {
@@ -172,13 +235,15 @@ describe('Aggregator', function () {
     await log.close();
   });
 
-  async function startAggregator(overrides: { store?: RollupStore; config?: Partial<Config['aggregate']> } = {}) {
+  async function startAggregator(overrides: {
+    log?: EventLog; store?: RollupStore; config?: Partial<Config['aggregate']>; now?: () => number;
+  } = {}) {
     const registry = new Registry();
     const aggregator = new Aggregator({
-      log, store: overrides.store ?? store, bus, topic, lateTopic, deadLetterTopic,
+      log: overrides.log ?? log, store: overrides.store ?? store, bus, topic, lateTopic, deadLetterTopic,
       config: { ...config, ...overrides.config }, registry,
       // A clock that stands still keeps idle advance out of these tests: lateness comes from event times alone.
-      now: () => T0,
+      now: overrides.now ?? (() => T0),
     });
     started.push(aggregator);
     await aggregator.start();
@@ -231,24 +296,44 @@ describe('Aggregator', function () {
   });
 
   it('converges to the exact rollups across repeated crashes mid-stream, without a final flush or commit', async () => {
+    // Small batches, so that a crash can land between any few records.
+    log = new MemoryEventLog({ partitions: 4, maxBatchRecords: 2, retryDelayMs: 5 });
     const events = traffic(3, 8_000, 30, config.maxOutOfOrderMs);
-    const parts = [events.slice(0, 1_500), events.slice(1_500, 3_000), events.slice(3_000, 5_000), events.slice(5_000)];
-    let taken = 0;
-    for (const [i, part] of parts.entries()) {
-      const { aggregator } = await startAggregator();
-      const appending = append(part, 37);
-      if (i === parts.length - 1) {
-        await appending;
-        await settle([aggregator]);
-        break;
+    const logEnd = (p: number) => {
+      const part = log.partition(topic, p);
+      return part.base + part.records.length;
+    };
+    // Each stage appends its events, lets its aggregator take a share of what each partition
+    // has to read (the replay of its predecessor's work included), and crashes it; `flush`
+    // first commits what was taken, as a flush tick would. A tiny share (one batch) crashes the
+    // aggregator inside the replay, after a commit, as a consumer that is slow to fetch would.
+    const stages = [
+      { append: events.slice(0, 1_500), take: 0.5, flush: true },
+      { append: events.slice(1_500, 3_000), take: 0, flush: true },
+      { append: [], take: 0.3, flush: false },
+      { append: events.slice(3_000, 5_000), take: 0.5, flush: true },
+      { append: events.slice(5_000, 6_500), take: 0, flush: true },
+      { append: [], take: 0, flush: true },
+      { append: [], take: 0.5, flush: false },
+    ];
+    for (const stage of stages) {
+      const gate = new RecordGate();
+      const { aggregator } = await startAggregator({ log: gatedLog(log, gate.gate) });
+      await append(stage.append, 37);
+      for (const [p, position] of aggregator.positions()) {
+        const toRead = logEnd(p) - position;
+        if (toRead > 0) gate.grant(p, Math.max(1, Math.floor(toRead * stage.take)));
       }
-      // Crash half-way through the part: some records are taken, some flushed, some committed.
-      const target = taken + part.length / 2;
-      await waitFor(() => [...aggregator.positions().values()].reduce((a, b) => a + b, 0) >= target);
-      await aggregator.crash();
-      await appending;
-      taken += part.length;
+      await waitFor(() => gate.spent(), { what: 'the aggregator to take its share' });
+      if (stage.flush) await aggregator.flushNow();
+      expect([...aggregator.positions()].some(([p, position]) => position < logEnd(p)), 'a crash before the end of the log').to.equal(true);
+      const crashed = aggregator.crash();
+      gate.abort();
+      await crashed;
     }
+    const { aggregator } = await startAggregator();
+    await append(events.slice(6_500), 37);
+    await settle([aggregator]);
     await expectRollupsToEqual(store, events);
     expect(log.readAll(lateTopic)).to.have.length(0);
   });
@@ -333,6 +418,73 @@ describe('Aggregator', function () {
     expect((await outcomes(second.registry)).replay_skipped).to.equal(1);
     const rows = await readSite(store, 'site-a');
     expect(rows.map((r) => [r.bucketMs, r.pageviews])).to.deep.equal([[T0, 1], [T0 + 10 * MINUTE_MS, 2]]);
+  });
+
+  it('keeps the replay boundary across a successor that crashes before replaying all of it', async () => {
+    // One record per batch, so that a consumer can be held between any two records.
+    log = new MemoryEventLog({ partitions: 4, maxBatchRecords: 1, retryDelayMs: 5 });
+    const counted = [
+      event('site-a', T0 + 3 * MINUTE_MS), // 0: opens minute 3, the oldest open bucket at the commit
+      event('site-a', T0 + MINUTE_MS), // 1: counted in minute 1, which then closes
+      event('site-a', T0 + 3 * MINUTE_MS + 10_000), // 2: moves the watermark past minute 1's lateness
+    ];
+    const late = event('site-a', T0 + 5_000, { id: 'late-one' }); // 3: late
+    const first = await startAggregator();
+    await log.append(topic, [...counted.map(toRecord), toRecord(late), { key: 'site-a', value: Buffer.from('not json{'), timestampMs: T0 }]);
+    await settle([first.aggregator]);
+    // Committed: offset 0 (minute 3 is open) with the watermark past minute 1, replay through 4.
+    await first.aggregator.crash();
+    expect(log.readAll(lateTopic).map((r) => r.headers?.id)).to.deep.equal(['late-one']);
+    expect(log.readAll(deadLetterTopic)).to.have.length(1);
+
+    // The successor takes offset 0 again, commits, and crashes before it replays the rest.
+    const gate = new RecordGate();
+    const second = await startAggregator({ log: gatedLog(log, gate.gate) });
+    const partition = log.readAll(topic)[0]!.partition;
+    gate.grant(partition, 1);
+    await waitFor(() => second.aggregator.positions().get(partition) === 1, { what: 'the successor at offset 1' });
+    await second.aggregator.flushNow();
+    const crashed = second.aggregator.crash();
+    gate.abort();
+    await crashed;
+
+    const third = await startAggregator();
+    await settle([third.aggregator]);
+    await expectRollupsToEqual(store, counted);
+    // Offsets 1 to 4 were reflected before the first commit: none is sent to a lane again.
+    expect(log.readAll(lateTopic).map((r) => r.headers?.id)).to.deep.equal(['late-one']);
+    expect(log.readAll(deadLetterTopic)).to.have.length(1);
+    expect((await outcomes(third.registry)).late ?? 0).to.equal(0);
+  });
+
+  it('does not close buckets by the clock while replaying, when the successor stalls mid-replay', async () => {
+    log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 1, retryDelayMs: 5 });
+    const events = [event('site-a', T0 + 3 * MINUTE_MS), event('site-a', T0 + 3 * MINUTE_MS + 1_000)];
+    const first = await startAggregator();
+    await append(events);
+    await settle([first.aggregator]);
+    // Committed: offset 0 (minute 3 is open), replay through 1.
+    await first.aggregator.crash();
+
+    let clock = T0;
+    let clockReads = 0;
+    const gate = new RecordGate();
+    const second = await startAggregator({
+      log: gatedLog(log, gate.gate),
+      now: () => {
+        clockReads++;
+        return clock;
+      },
+    });
+    gate.grant(0, 1);
+    await waitFor(() => second.aggregator.positions().get(0) === 1, { what: 'the successor at offset 1' });
+    // Stalled mid-replay for far longer than idleAdvanceMs; while held, only flush ticks read the clock.
+    clock = T0 + 60 * MINUTE_MS;
+    const readsBefore = clockReads;
+    await waitFor(() => clockReads >= readsBefore + 2, { what: 'flush ticks with the advanced clock' });
+    gate.grant(0, Number.POSITIVE_INFINITY);
+    await settle([second.aggregator]);
+    await expectRollupsToEqual(store, events);
   });
 
   it('sends undecodable records to the dead-letter topic with a reason and carries on', async () => {

@@ -16,8 +16,8 @@
  *    dead-letter topic, or is a bot event, or a repeated id within a closed bucket (a repeat
  *    comes after its bucket's first offset): nothing below c is needed again.
  * 3. The commit carries metadata { watermarkMs, highOffset } (highOffset = last offset
- *    processed). The successor restores the watermark, so buckets closed before the commit
- *    stay closed, and replays [c, highOffset]:
+ *    processed, or the restored highOffset if that is further: see 6). The successor restores
+ *    the watermark, so buckets closed before the commit stay closed, and replays [c, highOffset]:
  *    - a record whose bucket is closed under the restored watermark was already reflected (in
  *      a final row, in the late lane, or dropped as a duplicate or bot) and is SKIPPED, not
  *      counted again nor sent to the late lane again;
@@ -34,6 +34,16 @@
  * 5. A redelivered batch (a handler rejected) is not counted twice: records below the
  *    partition's position are skipped. Writes that fail are retried in order; a later flush
  *    never commits past an earlier one that has not been written.
+ * 6. A successor may itself commit, and crash, before it has replayed through the restored
+ *    highOffset h. Its commit then still carries h, not its own last offset: the records after
+ *    that up to h were reflected by a predecessor exactly as in (3), and without h the next
+ *    successor would take those of closed buckets for new records and send them to the late
+ *    lane (or the dead-letter topic) again, counted events among them. This is sound because
+ *    the watermark cannot move during the replay: replayed events are at or below the
+ *    restored watermark (it was computed from them), and idle advance waits until the replay
+ *    is done (the partition is not idle while records it has yet to replay exist). So such a
+ *    commit carries the restored watermark, and a bucket is closed under it exactly when it was
+ *    closed under the predecessor's commit.
  *
  * Flushes run on a timer (flushIntervalMs) from the injected scheduler, one partition at a
  * time in order; the LiveBus notice for a bucket is published only after the store write
@@ -240,12 +250,15 @@ export class Aggregator {
         this.logger.warn({ partition, metadata: committed.metadata }, 'commit metadata unreadable; restoring the store watermark');
       }
     }
+    const nextOffset = committed?.offset ?? 0;
+    // Only a non-empty range is a replay: the windows hold idle advance back until it is done.
+    const replayThroughOffset = nextOffset <= restored.highOffset ? restored.highOffset : -1;
     const run: PartitionRun = {
       partition,
       inputs: new Subject(),
       flushes: new Subject(),
-      nextOffset: committed?.offset ?? 0,
-      replayThroughOffset: restored.highOffset,
+      nextOffset,
+      replayThroughOffset,
       late: [],
       deadLetters: [],
       queue: Promise.resolve(),
@@ -259,7 +272,7 @@ export class Aggregator {
     run.subscription = run.inputs.pipe(minuteWindows<AggregatorInput>({
       ...config,
       initialWatermarkMs: run.watermarkMs,
-      replayThroughOffset: restored.highOffset,
+      replayThroughOffset,
       scheduler: this.scheduler,
       now: this.now,
       flush$: run.flushes,
@@ -387,7 +400,8 @@ export class Aggregator {
     if (flush.commitOffset !== null && flush.lastOffset !== null) {
       const metadata: CommitMetadata = {
         watermarkMs: Number.isFinite(flush.watermarkMs) ? flush.watermarkMs : null,
-        highOffset: flush.lastOffset,
+        // Mid-replay, the replay boundary is carried forward (see 6 at the top).
+        highOffset: Math.max(flush.lastOffset, run.replayThroughOffset),
       };
       const committed: CommittedOffset = { offset: flush.commitOffset, metadata: JSON.stringify(metadata) };
       const key = `${committed.offset}:${committed.metadata}`;

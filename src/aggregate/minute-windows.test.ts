@@ -185,6 +185,29 @@ describe('MinuteWindows', () => {
     expect(w.offer(input('c', 2_000, { offset: 6 }), 0)).to.equal('late');
   });
 
+  it('holds idle advance back until the replay is done, so replayed inputs meet the restored watermark', () => {
+    const options = { ...base, idleAdvanceMs: 100 };
+    // Restored: watermark 95 s (minute 0 closed, minute 1 open), replay through offset 12.
+    const w = new MinuteWindows({ ...options, initialWatermarkMs: 95_000, replayThroughOffset: 12 }, 0);
+    expect(w.offer(input('a', 70_000, { offset: 10 }), 0)).to.equal('counted');
+    // Stalled mid-replay far longer than idleAdvanceMs: the clock would close minute 1.
+    w.tick(10_000_000);
+    expect(w.watermarkMs).to.equal(95_000);
+    expect(w.offer(input('b', 80_000, { offset: 11 }), 10_000_000)).to.equal('counted');
+    expect(w.offer(input('c', 5_000, { offset: 12 }), 10_000_000)).to.equal('replay_skipped');
+    expect(w.takeFlush()).to.include({ commitOffset: 10, lastOffset: 12, openBuckets: 1 });
+    // Replay done: a quiet partition advances again.
+    w.tick(10_000_000 + 100);
+    expect(w.watermarkMs).to.equal(10_000_000 + 100 - 5_000 - 100);
+    expect(w.openBuckets).to.equal(0);
+  });
+
+  it('advances an idle partition with nothing to replay', () => {
+    const w = new MinuteWindows({ ...base, idleAdvanceMs: 100, initialWatermarkMs: 95_000 }, 0);
+    w.tick(1_000_000);
+    expect(w.watermarkMs).to.equal(1_000_000 - 5_000 - 100);
+  });
+
   it('never moves the watermark back', () => {
     const w = new MinuteWindows(options, 0);
     w.offer(input('a', 100_000, { offset: 0 }), 0);

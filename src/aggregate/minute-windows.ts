@@ -10,7 +10,10 @@
  *   an open bucket is counted, restating the bucket if it was already written; an event for a
  *   closed bucket is `late`: an outcome routed to the late lane, not an error;
  * - a partition with no input for idleAdvanceMs (wall clock) moves its watermark to
- *   now − maxOutOfOrderMs − idleAdvanceMs, so the buckets of quiet partitions close;
+ *   now − maxOutOfOrderMs − idleAdvanceMs, so the buckets of quiet partitions close; not while
+ *   it replays (see replayThroughOffset): records it has yet to replay exist, so it is not
+ *   idle, and closing buckets by the clock mid-replay would skip replayed events of buckets
+ *   that need them, or make them late;
  * - event ids are kept per open bucket: a repeated id in the same bucket counts once
  *   (client retries resend the same event time, so they land in the same bucket);
  * - bots are excluded from rollups entirely (pageviews, events, visitors, breakdowns); they are
@@ -49,7 +52,9 @@ export type WindowOptions = Pick<Config['aggregate'], 'maxOutOfOrderMs' | 'allow
   /**
    * Inputs up to this offset were processed before the last commit: those for buckets closed
    * under the restored watermark are already reflected (in a final row or the late lane) and
-   * are skipped instead of being routed to the late lane again.
+   * are skipped instead of being routed to the late lane again. Set it only when such inputs
+   * will be offered again: until the input at this offset has been offered the windows are
+   * replaying, and idle advance waits, so the watermark stays the restored one.
    */
   readonly replayThroughOffset?: number;
 };
@@ -156,9 +161,15 @@ export class MinuteWindows {
     return outcome;
   }
 
+  /** True until the input at replayThroughOffset has been offered. */
+  get replaying(): boolean {
+    return (this.lastOffset ?? -1) < this.replayThroughOffset;
+  }
+
   /** Idle advance: call on every timer tick with the wall clock. */
   tick(nowMs: number): void {
     const { idleAdvanceMs, maxOutOfOrderMs } = this.options;
+    if (this.replaying) return;
     if (nowMs - this.lastInputAtMs >= idleAdvanceMs) this.advance(nowMs - maxOutOfOrderMs - idleAdvanceMs);
   }
 
