@@ -138,9 +138,11 @@ async function main(): Promise<void> {
 
   const results = { bare: 0, single: 0, batched: 0 };
   for (let round = 1; round <= ROUNDS; round++) {
-    const b = await bare(pool);
-    const s = await gateway(singles);
-    const m = await gateway(batches);
+    // BENCH_ONLY=batched (or bare, single) runs one scenario, e.g. under a profiler.
+    const only = process.env.BENCH_ONLY;
+    const b = !only || only === 'bare' ? await bare(pool) : 0;
+    const s = !only || only === 'single' ? await gateway(singles) : { rate: 0 };
+    const m = !only || only === 'batched' ? await gateway(batches) : { rate: 0 };
     console.log(`round ${round}: bare ${fmt(b)} ev/s | gateway single ${fmt(s.rate)} ev/s | gateway batched(${BATCH}) ${fmt(m.rate)} ev/s`);
     results.bare = Math.max(results.bare, b);
     results.single = Math.max(results.single, s.rate);

@@ -11,6 +11,8 @@ import type {
   CommittedOffset, ConsumeOptions, ConsumedRecord, EventLog, GroupConsumer, LogRecord,
 } from '../../ingest/event-log.js';
 
+const TRIM_CHUNK = 1024;
+
 interface Partition {
   /** Offset of records[0]. */
   base: number;
@@ -182,10 +184,13 @@ export class MemoryEventLog implements EventLog {
         keepFrom = Math.min(...groups.map((g) => g.committed.get(index)?.offset ?? p.base));
       } else {
         keepFrom = p.base + p.records.length - this.maxUnreadRecords;
-        if (keepFrom > p.base) t.trimmed += keepFrom - p.base;
       }
-      if (keepFrom > p.base) {
-        p.records.splice(0, keepFrom - p.base);
+      // Dropping from the front of an array shifts all that stays, so drop only in chunks:
+      // each record is then moved a bounded number of times, not once per append.
+      const droppable = keepFrom - p.base;
+      if (droppable > 0 && (droppable >= TRIM_CHUNK || droppable * 4 >= p.records.length)) {
+        if (groups.length === 0) t.trimmed += droppable;
+        p.records.splice(0, droppable);
         p.base = keepFrom;
       }
     });
