@@ -9,7 +9,10 @@ import { compileValidator } from '../protocol/validate.js';
 const port = (def: number) => Type.Integer({ minimum: 0, maximum: 65535, default: def });
 
 export const ConfigSchema = Type.Object({
-  mode: Type.Union([Type.Literal('embedded')], { default: 'embedded' }),
+  /** embedded: every seam in memory, one process. distributed: Kafka, Cassandra and Redis. */
+  mode: Type.Union([Type.Literal('embedded'), Type.Literal('distributed')], { default: 'embedded' }),
+  /** What this process runs: the gateway (RSocket, queries, live), the aggregator, or both. */
+  roles: Type.Array(Type.Union([Type.Literal('gateway'), Type.Literal('aggregate')]), { minItems: 1, uniqueItems: true, default: ['gateway', 'aggregate'] }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   gateway: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
@@ -56,6 +59,30 @@ export const ConfigSchema = Type.Object({
     eventsTopic: Type.String({ default: 'sluice.events' }),
     lateTopic: Type.String({ default: 'sluice.late' }),
     deadLetterTopic: Type.String({ default: 'sluice.dead-letter' }),
+  }, { default: {}, additionalProperties: false }),
+  kafka: Type.Object({
+    brokers: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: ['127.0.0.1:9092'] }),
+    clientId: Type.String({ default: 'sluice' }),
+    replicationFactor: Type.Integer({ minimum: 1, default: 1 }),
+    /** A consumer silent this long is dropped from its group and its partitions move (Kafka's session timeout). */
+    sessionTimeoutMs: Type.Integer({ minimum: 3_000, default: 30_000 }),
+  }, { default: {}, additionalProperties: false }),
+  cassandra: Type.Object({
+    contactPoints: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: ['127.0.0.1:9042'] }),
+    localDataCenter: Type.String({ default: 'datacenter1' }),
+    keyspace: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'sluice' }),
+    replicationFactor: Type.Integer({ minimum: 1, default: 1 }),
+    /** LOCAL_ONE suits a one-node dev stack; production wants LOCAL_QUORUM. */
+    consistency: Type.Union([Type.Literal('LOCAL_ONE'), Type.Literal('LOCAL_QUORUM')], { default: 'LOCAL_ONE' }),
+    /** Concurrent statements per write call. */
+    writeConcurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 32 }),
+    minuteRetentionDays: Type.Integer({ minimum: 1, default: 35 }),
+    rawRetentionDays: Type.Integer({ minimum: 1, default: 400 }),
+  }, { default: {}, additionalProperties: false }),
+  redis: Type.Object({
+    url: Type.String({ default: 'redis://127.0.0.1:6379' }),
+    keyPrefix: Type.String({ default: 'sluice:' }),
+    queryCacheTtlMs: Type.Integer({ minimum: 0, default: 300_000 }),
   }, { default: {}, additionalProperties: false }),
   demo: Type.Object({
     enabled: Type.Boolean({ default: false }),
