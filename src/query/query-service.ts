@@ -2,6 +2,22 @@
  * Request/response queries over the RollupStore. Unique visitors are always the HyperLogLog
  * merge of the buckets a point covers, never a sum of per-bucket counts (DESIGN invariant 4).
  * Intervals are UTC-aligned here; time-zone-aware intervals come with the query API issue.
+ *
+ * With a QueryCache, timeseries, totals and breakdown responses are cached per site, keyed by
+ * route and parameters, and stay cached until a bucket they cover changes (query-cache.ts; the
+ * writer invalidates through invalidating-live-bus.ts) or their TTL ends. A response whose
+ * range reaches past the watermark is cached too: invalidation follows the bucket writes, not
+ * the watermark. Live-stream reads (`minutes`) are never cached: they run on every notice.
+ *
+ * The order of reads on a cached request is what keeps a response consistent:
+ *   1. the watermark W;
+ *   2. the cache (its version is taken here);
+ *   3. on a miss, the rows, then the entry is filled under the version of step 2.
+ * The writer writes a bucket's rows, then invalidates, then (later) moves the watermark. So a
+ * bucket W calls final was invalidated before step 1, and the entry or rows of steps 2-3
+ * include it. A hit is served with the W of step 1, not the one cached: the data of a current
+ * entry is the store's, and the watermark moves on without bucket writes.
+ * A failing cache is a miss (logged); the store is the truth.
  */
 import {
   LIMITS,
@@ -11,6 +27,8 @@ import {
 import { HyperLogLog } from '../aggregate/hyperloglog.js';
 import { OTHER_KEY, type MinuteRollup, type RollupStore } from '../aggregate/rollup-store.js';
 import { SluiceError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { CacheScope, CacheTicket, QueryCache } from './query-cache.js';
 
 export const MINUTE_MS = 60_000;
 const INTERVAL_MS: Record<Interval, number> = { minute: MINUTE_MS, hour: 3_600_000, day: 86_400_000 };
@@ -73,8 +91,57 @@ export function topN(counts: ReadonlyMap<string, number>, limit: number): Breakd
   return out;
 }
 
-export function createQueryService(deps: { store: RollupStore }): QueryService {
-  const { store } = deps;
+export interface QueryServiceDeps {
+  readonly store: RollupStore;
+  readonly cache?: QueryCache;
+  /**
+   * Lifetime of a cached response; default 5 min. Freshness comes from invalidation; the TTL
+   * bounds memory and how long an entry can outlive an invalidation that could not be made.
+   */
+  readonly cacheTtlMs?: number;
+  readonly logger?: Logger;
+}
+
+export const DEFAULT_CACHE_TTL_MS = 300_000;
+
+/** Responses that carry the store watermark, which a cache hit replaces with a fresh one. */
+type WithWatermark = { watermark: number | null };
+
+export function createQueryService(deps: QueryServiceDeps): QueryService {
+  const { store, cache } = deps;
+  const ttlMs = deps.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+  const logger = deps.logger ?? silentLogger();
+
+  /**
+   * Serve `compute(rows)` for the scope through the cache, in the order the top of the file
+   * explains. `key` must name every parameter the response depends on besides the scope.
+   */
+  async function cached<R extends WithWatermark>(scope: CacheScope, key: string, compute: (rows: MinuteRollup[], watermark: number | null) => R): Promise<R> {
+    if (!cache) {
+      const [rows, watermark] = await Promise.all([store.read(scope.site, scope.fromMs, scope.toMs), store.watermark()]);
+      return compute(rows, watermark);
+    }
+    const watermark = await store.watermark();
+    let ticket: CacheTicket | undefined;
+    try {
+      const found = await cache.get(scope, key);
+      ticket = found.ticket;
+      if (found.value !== undefined) return { ...(JSON.parse(found.value) as R), watermark };
+    } catch (e) {
+      logger.warn({ err: e, site: scope.site }, 'query cache read failed; reading the store');
+    }
+    const response = compute(await store.read(scope.site, scope.fromMs, scope.toMs), watermark);
+    if (ticket) {
+      try {
+        await cache.set(ticket, JSON.stringify(response), ttlMs);
+      } catch (e) {
+        logger.warn({ err: e, site: scope.site }, 'query cache write failed');
+      }
+    }
+    return response;
+  }
+
+  const scopeOf = (req: { site: string; from: number; to: number }): CacheScope => ({ site: req.site, fromMs: req.from, toMs: req.to });
 
   return {
     async timeseries(req) {
@@ -85,25 +152,27 @@ export function createQueryService(deps: { store: RollupStore }): QueryService {
       if (count > LIMITS.maxSeriesPoints) {
         throw new SluiceError('QUERY_INVALID', `${count} points asked for; at most ${LIMITS.maxSeriesPoints} per series (use a coarser interval)`);
       }
-      const [rows, watermark] = await Promise.all([store.read(req.site, req.from, req.to), store.watermark()]);
-      return { site: req.site, from: req.from, to: req.to, interval: req.interval, points: toPoints(rows, req.from, req.to, step), watermark };
+      return cached(scopeOf(req), `timeseries:${req.interval}:${req.from}:${req.to}`, (rows, watermark): TimeseriesResponse => (
+        { site: req.site, from: req.from, to: req.to, interval: req.interval, points: toPoints(rows, req.from, req.to, step), watermark }));
     },
 
     async totals(req) {
       checkRange(req.from, req.to);
-      const [rows, watermark] = await Promise.all([store.read(req.site, req.from, req.to), store.watermark()]);
-      return { site: req.site, from: req.from, to: req.to, totals: sumMetrics(rows), watermark };
+      return cached(scopeOf(req), `totals:${req.from}:${req.to}`, (rows, watermark): TotalsResponse => (
+        { site: req.site, from: req.from, to: req.to, totals: sumMetrics(rows), watermark }));
     },
 
     async breakdown(req) {
       checkRange(req.from, req.to);
-      const [rows, watermark] = await Promise.all([store.read(req.site, req.from, req.to), store.watermark()]);
-      const counts = new Map<string, number>();
-      for (const r of rows) {
-        const dim = req.dimension === 'page' ? r.pages : r.sources;
-        for (const [k, n] of Object.entries(dim)) counts.set(k, (counts.get(k) ?? 0) + n);
-      }
-      return { site: req.site, from: req.from, to: req.to, dimension: req.dimension, rows: topN(counts, req.limit ?? 10), watermark };
+      const limit = req.limit ?? 10;
+      return cached(scopeOf(req), `breakdown:${req.dimension}:${limit}:${req.from}:${req.to}`, (rows, watermark): BreakdownResponse => {
+        const counts = new Map<string, number>();
+        for (const r of rows) {
+          const dim = req.dimension === 'page' ? r.pages : r.sources;
+          for (const [k, n] of Object.entries(dim)) counts.set(k, (counts.get(k) ?? 0) + n);
+        }
+        return { site: req.site, from: req.from, to: req.to, dimension: req.dimension, rows: topN(counts, limit), watermark };
+      });
     },
 
     async minutes(site, fromMs, toMs) {
