@@ -118,8 +118,9 @@ export function createQueryService(deps: QueryServiceDeps): QueryService {
    */
   async function cached<R extends WithWatermark>(scope: CacheScope, key: string, compute: (rows: MinuteRollup[], watermark: number | null) => R): Promise<R> {
     if (!cache) {
-      const [rows, watermark] = await Promise.all([store.read(scope.site, scope.fromMs, scope.toMs), store.watermark()]);
-      return compute(rows, watermark);
+      // Watermark before rows: a bucket the response calls final has its final row in what we read.
+      const watermark = await store.watermark();
+      return compute(await store.read(scope.site, scope.fromMs, scope.toMs), watermark);
     }
     const watermark = await store.watermark();
     let ticket: CacheTicket | undefined;
@@ -176,7 +177,8 @@ export function createQueryService(deps: QueryServiceDeps): QueryService {
     },
 
     async minutes(site, fromMs, toMs) {
-      const [rows, watermark] = await Promise.all([store.read(site, fromMs, toMs), store.watermark()]);
+      const watermark = await store.watermark();
+      const rows = await store.read(site, fromMs, toMs);
       return { points: toPoints(rows, fromMs, toMs, MINUTE_MS), totals: sumMetrics(rows), watermark };
     },
   };
