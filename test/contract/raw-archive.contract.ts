@@ -1,0 +1,130 @@
+/** The RawArchive contract, run against every implementation. Sites are unique per test. */
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import type { RawArchive } from '../../src/aggregate/raw-archive.js';
+import type { EnrichedEvent } from '../../src/ingest/enriched-event.js';
+
+export interface RawArchiveFixture {
+  readonly archive: RawArchive;
+  close(): Promise<void>;
+}
+
+export interface RawArchiveSetup {
+  /** From event time; null keeps events forever. */
+  readonly retentionMs: number | null;
+}
+
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+
+export function rawEvent(site: string, id: string, ts: number, extra: Partial<EnrichedEvent> = {}): EnrichedEvent {
+  return {
+    v: 1, id, site, type: 'pageview', name: 'pageview', ts, receivedAt: ts + 15,
+    host: 'example.com', path: '/p', title: null, referrerHost: '', source: 'Direct / None', channel: 'direct',
+    utm: { source: null, medium: null, campaign: null, term: null, content: null },
+    browser: 'Firefox', browserVersion: '130.0', os: 'Linux', osVersion: '', device: 'desktop', bot: false,
+    screen: null, language: null, props: {}, revenue: null,
+    visitorId: '0123456789abcdef0123456789abcdef', country: null,
+    ...extra,
+  };
+}
+
+async function all(it: AsyncIterable<EnrichedEvent>): Promise<EnrichedEvent[]> {
+  const out: EnrichedEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+}
+
+export function rawArchiveContract(name: string, setup: (options: RawArchiveSetup) => Promise<RawArchiveFixture>): void {
+  describe(`RawArchive contract: ${name}`, function () {
+    this.timeout(30_000);
+    let fx: RawArchiveFixture | undefined;
+    let site: string;
+    // An hour start two hours back: inside a day's retention whatever the wall clock says.
+    let t0: number;
+    const open = async (options: RawArchiveSetup = { retentionMs: 86_400_000 }) => {
+      fx = await setup(options);
+      return fx.archive;
+    };
+    beforeEach(() => {
+      site = `s-${randomUUID().slice(0, 8)}`;
+      t0 = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
+    });
+    afterEach(async () => {
+      await fx?.close();
+      fx = undefined;
+    });
+
+    it('reads back whole records, unchanged', async () => {
+      const archive = await open();
+      const rich = rawEvent(site, 'rich-1', t0 + 5, {
+        type: 'event', name: 'signup', title: 'Ünïcødé “title” 🚀', referrerHost: 'news.ycombinator.com', source: 'Hacker News',
+        channel: 'referral', utm: { source: 'hn', medium: 'social', campaign: 'launch', term: null, content: 'a b' },
+        screen: { width: 1920, height: 1080 }, language: 'fr-CH', props: { plan: 'pro', seats: 3, trial: false },
+        revenue: { amount: 49.9, currency: 'EUR' }, country: 'CH', device: 'mobile', bot: true,
+      });
+      await archive.archive([rich]);
+      expect(await all(archive.read(site, t0, t0 + HOUR))).to.deep.equal([rich]);
+    });
+
+    it('reads one site in (ts, id) order within [from, to), across hours, ids by UTF-8 bytes', async () => {
+      const archive = await open();
+      // Written out of order, over three hours; same-ts ids that order differently as UTF-16.
+      const evs = [
+        rawEvent(site, 'c', t0 + 2 * HOUR + 1),
+        rawEvent(site, 'x\u{1F600}', t0 + HOUR),
+        rawEvent(site, 'b', t0 + HOUR - 1),
+        rawEvent(site, 'x\uFF5E', t0 + HOUR),
+        rawEvent(site, 'a', t0 + HOUR),
+        rawEvent(site, 'z', t0),
+        rawEvent(site, 'late', t0 + 3 * HOUR),
+      ];
+      await archive.archive(evs);
+      const got = await all(archive.read(site, t0, t0 + 3 * HOUR));
+      expect(got.map((e) => [e.ts - t0, e.id])).to.deep.equal([
+        [0, 'z'], [HOUR - 1, 'b'], [HOUR, 'a'], [HOUR, 'x\uFF5E'], [HOUR, 'x\u{1F600}'], [2 * HOUR + 1, 'c'],
+      ]);
+      const middle = await all(archive.read(site, t0 + 1, t0 + HOUR + 1));
+      expect(middle.map((e) => e.id)).to.deep.equal(['b', 'a', 'x\uFF5E', 'x\u{1F600}']);
+      expect(await all(archive.read(site, t0 + 10, t0 + 10))).to.deep.equal([]);
+    });
+
+    it('is idempotent by (site, id): archiving the same events again keeps one copy', async () => {
+      const archive = await open();
+      const evs = [rawEvent(site, 'e1', t0 + MINUTE), rawEvent(site, 'e2', t0 + 2 * MINUTE)];
+      await archive.archive(evs);
+      await archive.archive([...evs, evs[0]!]);
+      await Promise.all([archive.archive(evs), archive.archive(evs)]);
+      expect((await all(archive.read(site, t0, t0 + HOUR))).map((e) => e.id)).to.deep.equal(['e1', 'e2']);
+    });
+
+    it('never returns another site\'s events', async () => {
+      const archive = await open();
+      const other = `${site}-other`;
+      await archive.archive([rawEvent(site, 'mine', t0), rawEvent(other, 'theirs', t0)]);
+      expect((await all(archive.read(site, t0, t0 + HOUR))).map((e) => [e.site, e.id])).to.deep.equal([[site, 'mine']]);
+      expect(await all(archive.read(`${site}-none`, t0, t0 + HOUR))).to.deep.equal([]);
+    });
+
+    it('counts retention from event time: events already past it are not kept', async () => {
+      const archive = await open({ retentionMs: HOUR });
+      const now = Date.now();
+      await archive.archive([rawEvent(site, 'old', now - 2 * HOUR), rawEvent(site, 'recent', now - 10 * MINUTE)]);
+      expect((await all(archive.read(site, now - 3 * HOUR, now + HOUR))).map((e) => e.id)).to.deep.equal(['recent']);
+    });
+
+    it('streams long ranges and can be abandoned part-way', async () => {
+      const archive = await open();
+      const evs = Array.from({ length: 90 }, (_, i) => rawEvent(site, `e${String(i).padStart(3, '0')}`, t0 + i * 2 * MINUTE));
+      await archive.archive(evs);
+      const got = await all(archive.read(site, t0, t0 + 3 * HOUR));
+      expect(got.map((e) => e.id)).to.deep.equal(evs.map((e) => e.id));
+      const firstFew: string[] = [];
+      for await (const e of archive.read(site, t0, t0 + 3 * HOUR)) {
+        firstFew.push(e.id);
+        if (firstFew.length === 3) break;
+      }
+      expect(firstFew).to.deep.equal(['e000', 'e001', 'e002']);
+    });
+  });
+}
