@@ -5,8 +5,10 @@
  * Contract (checked by test/contract/event-log.contract.ts against every implementation):
  * - records with the same key land in the same partition, in append order;
  * - `append` resolves only once every record is durable (in Kafka: acknowledged by all in-sync
- *   replicas); a rejected append may have written some records, so callers retry with the same
- *   event ids and rely on id-based idempotency;
+ *   replicas); a rejected append may have written some records, and even a resolved one may hold
+ *   a record twice (a produce retried after a lost acknowledgement), so consumers rely on
+ *   id-based idempotency and callers retry with the same event ids;
+ * - `consume` resolves once the member has joined; `onAssigned` may follow it;
  * - offsets in a partition are dense and increasing from 0;
  * - a group resumes each partition at the offset it last committed (at-least-once);
  * - commit metadata travels with the offset and comes back on assignment.

@@ -53,7 +53,8 @@ export function eventLogContract(name: string, setup: () => Promise<EventLogFixt
 
     afterEach(async () => {
       await Promise.all(consumers.splice(0).map((c) => c.stop()));
-      await fx.close();
+      // fx is unset when setup itself failed: report that failure, not a TypeError here.
+      await fx?.close();
     });
 
     it('keeps per-key order, puts one key in one partition and gives dense offsets', async () => {
