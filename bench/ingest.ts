@@ -15,6 +15,7 @@ import { WellKnownMimeType, encodeCompositeMetadata, encodeRoute } from 'rsocket
 import { TcpServerTransport as LibraryTcpServerTransport } from 'rsocket-tcp-server';
 import type { Event } from '../protocol/schema.js';
 import { MemoryEventLog } from '../src/adapters/memory/memory-event-log.js';
+import { MemoryCurrentVisitors } from '../src/adapters/memory/memory-current-visitors.js';
 import { MemoryLiveBus } from '../src/adapters/memory/memory-live-bus.js';
 import { MemoryRollupStore } from '../src/adapters/memory/memory-rollup-store.js';
 import { loadConfig } from '../src/config.js';
@@ -108,7 +109,7 @@ async function gateway(payloadEvents: Event[][]): Promise<{ rate: number; accept
   };
   const ingest = createIngestService({ log, topic: config.eventLog.eventsTopic, config: config.ingest, registry });
   const gw = new Gateway({
-    config: config.gateway, ingest, query: createQueryService({ store: new MemoryRollupStore() }), bus: new MemoryLiveBus(),
+    config: config.gateway, ingest, query: createQueryService({ store: new MemoryRollupStore() }), bus: new MemoryLiveBus(), currentVisitors: new MemoryCurrentVisitors(),
     registry, apiKeys: new ApiKeys([KEY]), logger: silentLogger(), ready: () => true,
   });
   const ports = await gw.start();

@@ -4,7 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import {
-  BreakdownRequest, BreakdownResponse, IngestAck, IngestBatchRequest, IngestEnvelope, LiveMessage, LiveRequest,
+  BreakdownRequest, BreakdownResponse, CurrentVisitorsRequest, CurrentVisitorsResponse, IngestAck, IngestBatchRequest, IngestEnvelope, LiveMessage, LiveRequest,
   TimeseriesRequest, TimeseriesResponse, TotalsRequest, TotalsResponse,
 } from './schema.js';
 
@@ -23,6 +23,7 @@ export const ROUTES = {
   'query.timeseries': { interaction: 'requestResponse', request: TimeseriesRequest, response: TimeseriesResponse },
   'query.totals': { interaction: 'requestResponse', request: TotalsRequest, response: TotalsResponse },
   'query.breakdown': { interaction: 'requestResponse', request: BreakdownRequest, response: BreakdownResponse },
+  'query.current': { interaction: 'requestResponse', request: CurrentVisitorsRequest, response: CurrentVisitorsResponse },
   'live.metrics': { interaction: 'requestStream', request: LiveRequest, response: LiveMessage },
 } as const satisfies Record<string, RouteSpec>;
 

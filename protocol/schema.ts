@@ -161,6 +161,19 @@ export const BreakdownResponse = Type.Object({
 });
 export type BreakdownResponse = Static<typeof BreakdownResponse>;
 
+export const CurrentVisitorsRequest = Type.Object({ site: SiteId }, { additionalProperties: false });
+export type CurrentVisitorsRequest = Static<typeof CurrentVisitorsRequest>;
+
+/** Distinct visitors seen in the last five minutes (by event time), bots excluded. */
+export const CurrentVisitorsResponse = Type.Object({
+  site: SiteId,
+  visitors: Type.Integer({ minimum: 0 }),
+  windowMinutes: Type.Integer(),
+  /** Server time of the count, ms since epoch. */
+  at: EpochMs,
+});
+export type CurrentVisitorsResponse = Static<typeof CurrentVisitorsResponse>;
+
 export const LiveRequest = Type.Object({
   site: SiteId,
   /** How many trailing one-minute buckets the stream covers. */

@@ -1,65 +1,203 @@
 /**
- * The composition root: the only module that knows which adapters run. Builds the embedded
- * default (every seam in memory) and wires gateway, ingest, aggregation and queries.
- * `main.ts` is the command line around it; end-to-end tests start it in-process on port 0.
+ * The composition root: the only module that knows which adapters run.
+ * - embedded: every seam in memory, all roles in one process (`npm start`);
+ * - distributed: Kafka event log, Cassandra rollups and raw archive, Redis live bus, query
+ *   cache and current visitors; `roles` picks gateway, aggregate or both for this process.
+ * `main.ts` is the command line around it; tests start it in-process on port 0.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { CassandraRawArchive } from './adapters/cassandra/cassandra-raw-archive.js';
+import { CassandraRollupStore } from './adapters/cassandra/cassandra-rollup-store.js';
+import { applyMigrations, type Replication } from './adapters/cassandra/migrations.js';
+import { KafkaEventLog } from './adapters/kafka/kafka-event-log.js';
+import { MemoryCurrentVisitors } from './adapters/memory/memory-current-visitors.js';
 import { MemoryEventLog } from './adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from './adapters/memory/memory-live-bus.js';
+import { MemoryQueryCache } from './adapters/memory/memory-query-cache.js';
+import { MemoryRawArchive } from './adapters/memory/memory-raw-archive.js';
 import { MemoryRollupStore } from './adapters/memory/memory-rollup-store.js';
+import { RedisCurrentVisitors } from './adapters/redis/redis-current-visitors.js';
+import { RedisLiveBus } from './adapters/redis/redis-live-bus.js';
+import { RedisQueryCache } from './adapters/redis/redis-query-cache.js';
 import { Aggregator } from './aggregate/aggregator.js';
+import { EventTap } from './aggregate/event-tap.js';
+import type { RawArchive } from './aggregate/raw-archive.js';
+import type { RollupStore } from './aggregate/rollup-store.js';
 import type { Config } from './config.js';
 import { ApiKeys } from './gateway/api-keys.js';
-import { Gateway, type GatewayPorts } from './gateway/gateway.js';
+import { Gateway } from './gateway/gateway.js';
+import { HttpServer } from './gateway/http-server.js';
+import type { EventLog } from './ingest/event-log.js';
 import { createIngestService, type IngestService } from './ingest/ingest-service.js';
 import type { Logger } from './log.js';
+import type { CurrentVisitors } from './query/current-visitors.js';
+import { createInvalidatingLiveBus } from './query/invalidating-live-bus.js';
+import type { LiveBus } from './query/live-bus.js';
+import type { QueryCache } from './query/query-cache.js';
 import { createQueryService, type QueryService } from './query/query-service.js';
 
+const DAY_MS = 86_400_000;
+
+export interface AppPorts {
+  /** Undefined when this process does not run the gateway role. */
+  readonly tcp?: number;
+  readonly ws?: number;
+  readonly http: number;
+}
+
 export interface App {
-  readonly ports: GatewayPorts;
+  readonly ports: AppPorts;
   /** Set when no key was configured: the generated key, shown once at start. */
   readonly generatedApiKey: string | undefined;
   readonly registry: Registry;
-  readonly ingest: IngestService;
-  readonly query: QueryService;
-  readonly aggregator: Aggregator;
-  readonly eventLog: MemoryEventLog;
+  readonly ingest: IngestService | undefined;
+  readonly query: QueryService | undefined;
+  readonly aggregator: Aggregator | undefined;
+  readonly eventLog: EventLog;
   stop(): Promise<void>;
 }
 
-export async function startApp(config: Config, logger: Logger): Promise<App> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+interface Adapters {
+  readonly eventLog: EventLog;
+  readonly store: RollupStore;
+  readonly archive: RawArchive;
+  readonly bus: LiveBus;
+  readonly cache: QueryCache;
+  readonly currentVisitors: CurrentVisitors;
+  close(): Promise<void>;
+}
 
+function embeddedAdapters(config: Config): Adapters {
   const eventLog = new MemoryEventLog({ partitions: config.eventLog.partitions });
   const store = new MemoryRollupStore();
+  const archive = new MemoryRawArchive();
   const bus = new MemoryLiveBus();
+  const cache = new MemoryQueryCache();
+  const currentVisitors = new MemoryCurrentVisitors();
+  return {
+    eventLog, store, archive, bus, cache, currentVisitors,
+    async close() {
+      await eventLog.close();
+      await Promise.all([bus.close(), cache.close(), currentVisitors.close(), archive.close(), store.close()]);
+    },
+  };
+}
+
+function replicationOf(config: Config['cassandra']): Replication {
+  if (config.replicationDataCenters.length === 0) return { class: 'SimpleStrategy', replicationFactor: config.replicationFactor };
+  return {
+    class: 'NetworkTopologyStrategy',
+    dataCenters: Object.fromEntries(config.replicationDataCenters.map((e) => {
+      const [dc, rf] = e.split(':');
+      return [dc!, Number(rf)];
+    })),
+  };
+}
+
+async function distributedAdapters(config: Config, logger: Logger, registry: Registry): Promise<Adapters> {
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const closeAll = async () => {
+    for (const c of opened.reverse()) await c.close().catch((e: unknown) => logger.warn({ err: e }, 'closing an adapter failed'));
+  };
+  try {
+    const session = config.kafka.sessionTimeoutMs;
+    const eventLog = await KafkaEventLog.connect({
+      brokers: config.kafka.brokers, clientId: config.kafka.clientId,
+      partitions: config.eventLog.partitions, replicationFactor: config.kafka.replicationFactor,
+      consumer: { sessionTimeoutMs: session, heartbeatIntervalMs: Math.floor(session / 3), rebalanceTimeoutMs: Math.max(2 * session, 30_000) },
+      logger: logger.child({ adapter: 'kafka' }),
+    });
+    opened.push(eventLog);
+    await eventLog.ensureTopics([config.eventLog.eventsTopic, config.eventLog.lateTopic, config.eventLog.deadLetterTopic]);
+
+    const c = config.cassandra;
+    const connection = { contactPoints: c.contactPoints, localDataCenter: c.localDataCenter, keyspace: c.keyspace };
+    const migrated = await applyMigrations({ ...connection, replication: replicationOf(c), logger: logger.child({ adapter: 'cassandra' }) });
+    if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'schema migrations applied');
+    const store = await CassandraRollupStore.connect({
+      ...connection, consistency: c.consistency, retentionMs: c.minuteRetentionDays * DAY_MS,
+      writeConcurrency: c.writeConcurrency, watermarkScope: config.aggregate.groupId, logger: logger.child({ adapter: 'cassandra' }),
+    });
+    opened.push(store);
+    const archive = await CassandraRawArchive.connect({
+      ...connection, consistency: c.consistency, retentionMs: c.rawRetentionDays * DAY_MS,
+      shards: c.archiveShards, writeConcurrency: c.writeConcurrency, logger: logger.child({ adapter: 'cassandra' }),
+    });
+    opened.push(archive);
+
+    const redis = { connection: config.redis.url, keyPrefix: config.redis.keyPrefix, logger: logger.child({ adapter: 'redis' }) };
+    const bus = new RedisLiveBus({ ...redis, registry });
+    opened.push(bus);
+    const cache = new RedisQueryCache(redis);
+    opened.push(cache);
+    const currentVisitors = new RedisCurrentVisitors(redis);
+    opened.push(currentVisitors);
+    return { eventLog, store, archive, bus, cache, currentVisitors, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+export interface StartOptions {
+  /** Tests wrap the event log to make it slow or failing (overload, backpressure). */
+  readonly wrapEventLog?: (log: EventLog) => EventLog;
+}
+
+export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<App> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const adapters = config.mode === 'embedded' ? embeddedAdapters(config) : await distributedAdapters(config, logger, registry);
+  const { store, archive, bus, cache, currentVisitors } = adapters;
+  const eventLog = options.wrapEventLog ? options.wrapEventLog(adapters.eventLog) : adapters.eventLog;
+  const runsGateway = config.roles.includes('gateway');
+  const runsAggregate = config.roles.includes('aggregate');
+
+  let aggregator: Aggregator | undefined;
+  let tap: EventTap | undefined;
+  // Invalidation on the writer side: the cache is bumped after rows are written, before the notice.
+  const invalidatingBus = createInvalidatingLiveBus(bus, cache, { logger: logger.child({ stage: 'cache' }) });
+  if (runsAggregate) {
+    aggregator = new Aggregator({
+      log: eventLog, store, bus: invalidatingBus,
+      topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
+      config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
+    });
+    tap = new EventTap({
+      log: eventLog, topic: config.eventLog.eventsTopic, groupId: `${config.aggregate.groupId}-tap`,
+      archive, currentVisitors, registry, logger: logger.child({ stage: 'tap' }),
+    });
+    await aggregator.start();
+    await tap.start();
+  }
 
   let generatedApiKey: string | undefined;
-  let keyEntries = config.gateway.apiKeys;
-  if (keyEntries.length === 0) {
-    generatedApiKey = ApiKeys.generateKey();
-    keyEntries = [generatedApiKey];
-  }
-  const apiKeys = new ApiKeys(keyEntries);
-
-  const ingest = createIngestService({
-    log: eventLog, topic: config.eventLog.eventsTopic, config: config.ingest, registry, logger: logger.child({ stage: 'ingest' }),
-  });
-  const aggregator = new Aggregator({
-    log: eventLog, store, bus,
-    topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
-    config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
-  });
-  const query = createQueryService({ store });
-
-  await aggregator.start();
+  let ingest: IngestService | undefined;
+  let query: QueryService | undefined;
+  let gateway: Gateway | undefined;
+  let http: HttpServer | undefined;
   let ready = false;
-  const gateway = new Gateway({
-    config: config.gateway, ingest, query, bus, registry, apiKeys,
-    logger: logger.child({ stage: 'gateway' }), ready: () => ready,
-  });
-  const ports = await gateway.start();
+  let ports: AppPorts;
+  if (runsGateway) {
+    let keyEntries = config.gateway.apiKeys;
+    if (keyEntries.length === 0) {
+      generatedApiKey = ApiKeys.generateKey();
+      keyEntries = [generatedApiKey];
+    }
+    ingest = createIngestService({
+      log: eventLog, topic: config.eventLog.eventsTopic, config: config.ingest, registry, logger: logger.child({ stage: 'ingest' }),
+    });
+    query = createQueryService({ store, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }) });
+    gateway = new Gateway({
+      config: config.gateway, ingest, query, bus, currentVisitors, registry, apiKeys: new ApiKeys(keyEntries),
+      logger: logger.child({ stage: 'gateway' }), ready: () => ready,
+    });
+    const p = await gateway.start();
+    ports = { tcp: p.tcp, ws: p.ws, http: p.http };
+  } else {
+    http = new HttpServer({ host: config.gateway.host, port: config.gateway.httpPort, registry, ready: () => ready });
+    ports = { http: await http.start() };
+  }
   ready = true;
 
   let stopping: Promise<void> | undefined;
@@ -68,12 +206,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     stop() {
       stopping ??= (async () => {
         ready = false;
-        // Gateway first so nothing new arrives; then the aggregator flushes what it holds.
-        await gateway.stop();
-        await aggregator.stop();
-        await eventLog.close();
-        await bus.close();
-        await store.close();
+        // Gateway first so nothing new arrives; then the aggregator flushes and commits what it holds.
+        await gateway?.stop();
+        await http?.close();
+        await aggregator?.stop();
+        await tap?.stop();
+        await invalidatingBus.close();
+        await adapters.close();
       })();
       return stopping;
     },

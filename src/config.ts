@@ -71,13 +71,18 @@ export const ConfigSchema = Type.Object({
     contactPoints: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: ['127.0.0.1:9042'] }),
     localDataCenter: Type.String({ default: 'datacenter1' }),
     keyspace: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'sluice' }),
+    /** SimpleStrategy with this factor, unless replicationDataCenters is set. */
     replicationFactor: Type.Integer({ minimum: 1, default: 1 }),
+    /** NetworkTopologyStrategy as 'dc1:3' entries; empty: SimpleStrategy. */
+    replicationDataCenters: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]+:[1-9][0-9]*$' }), { default: [] }),
     /** LOCAL_ONE suits a one-node dev stack; production wants LOCAL_QUORUM. */
     consistency: Type.Union([Type.Literal('LOCAL_ONE'), Type.Literal('LOCAL_QUORUM')], { default: 'LOCAL_ONE' }),
     /** Concurrent statements per write call. */
     writeConcurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 32 }),
     minuteRetentionDays: Type.Integer({ minimum: 1, default: 35 }),
     rawRetentionDays: Type.Integer({ minimum: 1, default: 400 }),
+    /** Partitions per site and hour of the raw archive: raise for very large sites, never lower. */
+    archiveShards: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
   }, { default: {}, additionalProperties: false }),
   redis: Type.Object({
     url: Type.String({ default: 'redis://127.0.0.1:6379' }),

@@ -37,18 +37,24 @@ async function main(): Promise<void> {
 
   const app = await startApp(config, logger);
   const { tcp, ws, http } = app.ports;
-  logger.info({ mode: config.mode, tcp, ws, http, host: config.gateway.host },
-    `Sluice started in ${config.mode} mode (all seams in memory: data is lost on restart) — ` +
-    `RSocket TCP ${config.gateway.host}:${tcp}, RSocket WebSocket ws://${config.gateway.host}:${ws}, ` +
-    `HTTP http://${config.gateway.host}:${http}/metrics`);
+  const host = config.gateway.host;
+  const where = config.mode === 'embedded'
+    ? 'all seams in memory: data is lost on restart'
+    : `Kafka ${config.kafka.brokers.join(',')}, Cassandra ${config.cassandra.contactPoints.join(',')}/${config.cassandra.keyspace}, Redis ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')}`;
+  const listening = [
+    ...(tcp !== undefined ? [`RSocket TCP ${host}:${tcp}`, `RSocket WebSocket ws://${host}:${ws}`] : []),
+    `HTTP http://${host}:${http}/metrics`,
+  ];
+  logger.info({ mode: config.mode, roles: config.roles, tcp, ws, http, host },
+    `Sluice started in ${config.mode} mode, roles ${config.roles.join('+')} (${where}) — ${listening.join(', ')}`);
   if (app.generatedApiKey) {
     logger.warn(`No API key configured: generated one for this run (shown once): ${app.generatedApiKey}`);
   }
 
   let stopDemo: (() => Promise<void>) | undefined;
-  if (config.demo.enabled) {
+  if (config.demo.enabled && app.ports.tcp !== undefined && app.ports.ws !== undefined) {
     const apiKey = app.generatedApiKey ?? config.gateway.apiKeys[0]!.split(':')[0]!;
-    stopDemo = await startDemo({ config, ports: app.ports, apiKey, logger: logger.child({ stage: 'demo' }) });
+    stopDemo = await startDemo({ config, ports: { tcp: app.ports.tcp, ws: app.ports.ws, http: app.ports.http }, apiKey, logger: logger.child({ stage: 'demo' }) });
   }
 
   let shuttingDown = false;

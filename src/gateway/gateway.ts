@@ -10,6 +10,7 @@ import { ACCEPTED_DATA_MIME, ACCEPTED_METADATA_MIME, MIME } from '../../protocol
 import type { Config } from '../config.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../log.js';
+import type { CurrentVisitors } from '../query/current-visitors.js';
 import type { LiveBus } from '../query/live-bus.js';
 import type { QueryService } from '../query/query-service.js';
 import { ApiKeys } from './api-keys.js';
@@ -32,6 +33,7 @@ export interface GatewayDeps {
   readonly ingest: IngestService;
   readonly query: QueryService;
   readonly bus: LiveBus;
+  readonly currentVisitors: CurrentVisitors;
   readonly registry: Registry;
   readonly apiKeys: ApiKeys;
   readonly logger: Logger;
@@ -114,6 +116,7 @@ export class Gateway {
         ingest: this.deps.ingest,
         query: this.deps.query,
         bus: this.deps.bus,
+        currentVisitors: this.deps.currentVisitors,
         metrics: this.metrics,
         logger: this.deps.logger,
         maxDataBytes: this.deps.config.maxFrameBytes,

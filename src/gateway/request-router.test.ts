@@ -46,6 +46,11 @@ describe('request router', () => {
     expect(codeOf(() => routeRequest('requestResponse', { metadata: numeric('query.totals'), data: json(query) }, 10))).to.equal('PAYLOAD_TOO_LARGE');
   });
 
+  it('reads UTF-8 beyond ASCII as UTF-8', () => {
+    const event = { type: 'pageview', site: 'example.com', url: 'https://example.com/café', title: 'Ελληνικά 🎉' };
+    expect(routeRequest('fireAndForget', { metadata: numeric('ingest.events'), data: json(event) }, 1e6).body).to.deep.equal(event);
+  });
+
   it('accepts one event or a batch on ingest.events, and rejects anything else', () => {
     const event = { type: 'pageview', site: 'example.com', url: 'https://example.com/' };
     expect(routeRequest('fireAndForget', { metadata: numeric('ingest.events'), data: json(event) }, 1e6).route).to.equal('ingest.events');

@@ -10,6 +10,7 @@ import { SluiceError, isSluiceError } from '../errors.js';
 import type { ConnectionContext, IngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../log.js';
 import { openLiveStream } from '../query/live-stream.js';
+import { CURRENT_WINDOW_MS, type CurrentVisitors } from '../query/current-visitors.js';
 import type { LiveBus } from '../query/live-bus.js';
 import type { QueryService } from '../query/query-service.js';
 import { ApiKeys, type KeyGrant } from './api-keys.js';
@@ -21,6 +22,7 @@ export interface ResponderDeps {
   readonly ingest: IngestService;
   readonly query: QueryService;
   readonly bus: LiveBus;
+  readonly currentVisitors: CurrentVisitors;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly maxDataBytes: number;
@@ -91,6 +93,12 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
       case 'query.breakdown':
         checkSite(req.body.site);
         return deps.query.breakdown(req.body);
+      case 'query.current': {
+        checkSite(req.body.site);
+        const at = Date.now();
+        const visitors = await deps.currentVisitors.count(req.body.site, at);
+        return { site: req.body.site, visitors, windowMinutes: CURRENT_WINDOW_MS / 60_000, at };
+      }
       default:
         throw new SluiceError('ROUTE_WRONG_INTERACTION', `route "${req.route}" is not request/response`);
     }

@@ -1,13 +1,14 @@
 /**
  * The event as it is stored in the event log: validated, normalised and enriched.
  * It never carries a raw IP or a raw client visitor id: `visitorId` is a keyed hash.
- * Serialised as JSON in log records; `v` is the record format version.
+ * Log records hold it in the format of event-record.ts (compact JSON); `v` is the format
+ * version of the record it was written as or read from.
  */
 import type { Channel } from './referrer.js';
 import type { DeviceType } from './user-agent.js';
 
 export interface EnrichedEvent {
-  readonly v: 1;
+  readonly v: 1 | 2;
   /** Client id when given, else server-assigned; unique per site. */
   readonly id: string;
   readonly site: string;

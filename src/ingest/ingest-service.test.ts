@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../config.js';
 import { isSluiceError } from '../errors.js';
 import type { EnrichedEvent } from './enriched-event.js';
 import type { EventLog, GroupConsumer, LogRecord } from './event-log.js';
+import { decodeEventRecord } from './event-record.js';
 import { createIngestService, type IngestService, type IngestServiceDeps } from './ingest-service.js';
 
 const TOPIC = 'events';
@@ -41,8 +42,14 @@ function service(log: EventLog, extra: Partial<IngestServiceDeps> = {}): { svc: 
 
 const pageview = (extra: Record<string, unknown> = {}) => ({ type: 'pageview', site: 'site-a', url: 'https://www.shop.example/products/?utm_source=newsletter&utm_medium=email', ...extra });
 
+function decode(value: Buffer): EnrichedEvent {
+  const decoded = decodeEventRecord(value);
+  if (!decoded.ok) throw new Error(`undecodable record (${decoded.reason}): ${value.toString('utf8')}`);
+  return decoded.event;
+}
+
 function records(log: MemoryEventLog): EnrichedEvent[] {
-  return log.readAll(TOPIC).map((r) => JSON.parse(r.value.toString('utf8')) as EnrichedEvent);
+  return log.readAll(TOPIC).map((r) => decode(r.value));
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -73,9 +80,9 @@ describe('ingest service', () => {
     expect(raw!.key).to.equal('site-a');
     expect(raw!.timestampMs).to.equal(NOW - 1000);
     expect(raw!.headers).to.deep.equal({ id: 'e1' });
-    const e = JSON.parse(raw!.value.toString('utf8')) as EnrichedEvent;
+    const e = decode(raw!.value);
     expect(e).to.deep.include({
-      v: 1, id: 'e1', site: 'site-a', type: 'pageview', name: 'pageview', ts: NOW - 1000, receivedAt: NOW,
+      v: 2, id: 'e1', site: 'site-a', type: 'pageview', name: 'pageview', ts: NOW - 1000, receivedAt: NOW,
       host: 'shop.example', path: '/products', title: 'Products', referrerHost: 'google.com',
       source: 'newsletter', channel: 'email',
       browser: 'Chrome', browserVersion: '124', os: 'Mac OS', osVersion: '10.15', device: 'desktop', bot: false,
@@ -147,6 +154,23 @@ describe('ingest service', () => {
     const { svc } = service(log);
     await svc.ingest([pageview({ url: 'https://shop.example/b', referrer: 'https://www.shop.example/a' })], {}, 'ack');
     expect(records(log)[0]).to.deep.include({ referrerHost: '', source: 'Direct / None', channel: 'direct' });
+  });
+
+  it('attributes each visit of one page by its own referrer and UTM fields, however often the page repeats', async () => {
+    const { svc } = service(log);
+    const url = 'https://shop.example/pricing';
+    const visits = [
+      pageview({ url, referrer: 'https://www.google.com/' }), pageview({ url }), pageview({ url, referrer: 'https://t.co/x' }),
+      pageview({ url, referrer: 'https://www.google.com/', utm_medium: 'cpc' }), pageview({ url, referrer: 'https://www.google.com/' }),
+      pageview({ url: `${url}?gclid=abc` }), pageview({ url }),
+    ];
+    await svc.ingest(visits, {}, 'ack');
+    await svc.ingest(visits, {}, 'ack');
+    const expected = [
+      ['google.com', 'Google', 'organic_search'], ['', 'Direct / None', 'direct'], ['t.co', 'X', 'organic_social'],
+      ['google.com', 'Google', 'paid_search'], ['google.com', 'Google', 'organic_search'], ['', 'Google', 'paid_search'], ['', 'Direct / None', 'direct'],
+    ];
+    expect(records(log).map((e) => [e.referrerHost, e.source, e.channel])).to.deep.equal([...expected, ...expected]);
   });
 
   it('flags bots from the user agent', async () => {
@@ -330,7 +354,7 @@ describe('ingest service', () => {
     it('refuses ack calls while saturated, lets fire-and-forget through, and signals drain', async () => {
       const controlled = new ControlledLog();
       const { svc, registry } = service(controlled, { config: ingestConfig({ maxInFlightBytes: 1024 }) });
-      const big = Array.from({ length: 5 }, (_, i) => pageview({ id: `big-${i}` }));
+      const big = Array.from({ length: 10 }, (_, i) => pageview({ id: `big-${i}` }));
       const first = svc.ingest(big, {}, 'ack');
       expect(svc.saturated).to.equal(true); // accounted synchronously, before the append resolves
       expect(svc.inFlightBytes).to.be.greaterThan(1024);

@@ -22,7 +22,6 @@
  * - Privacy: the IP and the client visitor hint only enter the visitor-id hash; neither is
  *   part of the record.
  */
-import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Event, type IngestAck } from '../../protocol/schema.js';
 import { compileValidator } from '../../protocol/validate.js';
@@ -31,10 +30,13 @@ import { SluiceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EnrichedEvent } from './enriched-event.js';
 import type { EventLog, LogRecord } from './event-log.js';
+import { createEventIdGenerator } from './event-id.js';
+import { agentPart, numberPart, originPart, pagePart, visitorPart, writeEventRecord, type RecordParts } from './event-record.js';
+import { JsonBytesWriter } from './json-bytes-writer.js';
 import { LruCache } from './lru-cache.js';
-import { cleanUtm, createUrlNormaliser, type UtmParams } from './normalise-url.js';
-import { createAttributor } from './referrer.js';
-import { createUserAgentParser } from './user-agent.js';
+import { cleanUtm, createUrlNormaliser, type NormalisedUrl, type UtmParams } from './normalise-url.js';
+import { createAttributor, type Attribution } from './referrer.js';
+import { createUserAgentParser, type UserAgentInfo } from './user-agent.js';
 import { createVisitorIdHasher } from './visitor-id.js';
 
 /** What the transport knows about the connection an event batch arrived on. */
@@ -79,6 +81,29 @@ export interface IngestServiceDeps {
 
 type Rejection = IngestAck['rejected'][number];
 
+/** A normalised URL with the page's part of the record (event-record.ts) encoded once. */
+interface CachedUrl {
+  readonly url: NormalisedUrl;
+  readonly part: Buffer;
+  /**
+   * Attributions of visits to this page without UTM fields of their own, by referrer ('' for
+   * none), with their part of the record: for such a visit the page and the referrer decide the
+   * attribution, and a page's referrers repeat. At most ORIGINS_PER_PAGE, the first seen.
+   */
+  origins?: Map<string, CachedOrigin>;
+}
+
+type OkUrl = Extract<NormalisedUrl, { ok: true }>;
+
+interface CachedOrigin {
+  readonly origin: Attribution;
+  readonly part: Buffer;
+}
+
+const ORIGINS_PER_PAGE = 16;
+/** Longer referrers are deep links that rarely repeat (as in referrer.ts). */
+const MAX_CACHED_REFERRER_LENGTH = 256;
+
 /** One call's append, shared by the dedup entries of its ids until it settles. */
 interface PendingAppend {
   durable: boolean;
@@ -87,8 +112,11 @@ interface PendingAppend {
 
 /** Distinct user agents and referrers kept parsed. */
 const PARSE_CACHE_SIZE = 10_000;
+/** Visitor ids kept per day (visitor-id.ts). */
+const VISITOR_CACHE_SIZE = 50_000;
 const NO_PROPS: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
 const COUNTRY = /^[A-Za-z]{2}$/;
+const NO_PART = Buffer.alloc(0);
 
 // Compiled once per process: compiling is milliseconds, checking is sub-microsecond.
 const validateEvent = compileValidator(Event);
@@ -118,20 +146,54 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   const now = deps.now ?? Date.now;
   const maxInFlightBytes = config.maxInFlightBytes;
   const parseUrl = createUrlNormaliser({ keepQueryParams: config.keepQueryParams });
-  // Pages repeat heavily and URL parsing is one of the costlier steps: results are immutable, so memoise.
-  const urlCache = new LruCache<string, ReturnType<typeof parseUrl>>(PARSE_CACHE_SIZE);
-  const normaliseUrl = (url: string) => {
-    let result = urlCache.get(url);
-    if (result === undefined) {
-      result = parseUrl(url);
-      urlCache.set(url, result);
+  // Pages repeat heavily and URL parsing is one of the costlier steps: results are immutable, so
+  // memoise them, with the page's part of the record already encoded.
+  const urlCache = new LruCache<string, CachedUrl>(PARSE_CACHE_SIZE);
+  const normaliseUrl = (url: string): CachedUrl => {
+    let cached = urlCache.get(url);
+    if (cached === undefined) {
+      const result = parseUrl(url);
+      cached = { url: result, part: result.ok ? pagePart(result.host, result.path) : NO_PART };
+      urlCache.set(url, cached);
     }
-    return result;
+    return cached;
+  };
+  const attribute = createAttributor({ cacheSize: PARSE_CACHE_SIZE });
+  const attributeNow = (referrer: string | undefined, url: OkUrl, utm: UtmParams): CachedOrigin => {
+    const origin = attribute({ referrer, pageHost: url.host, utm, paidClick: url.paidClick });
+    return { origin, part: originPart({ ...origin, utm }) };
+  };
+  /** The attribution of a visit to `page` with the page URL's own UTM parameters. */
+  const pageOrigin = (page: CachedUrl, referrer: string | undefined): CachedOrigin => {
+    const url = page.url as OkUrl;
+    const key = referrer ?? '';
+    let cached = page.origins?.get(key);
+    if (cached === undefined) {
+      cached = attributeNow(referrer, url, url.utm);
+      page.origins ??= new Map();
+      if (page.origins.size < ORIGINS_PER_PAGE && key.length <= MAX_CACHED_REFERRER_LENGTH) page.origins.set(key, cached);
+    }
+    return cached;
   };
   const parseUserAgent = createUserAgentParser({ cacheSize: PARSE_CACHE_SIZE });
-  const attribute = createAttributor({ cacheSize: PARSE_CACHE_SIZE });
-  const visitorId = createVisitorIdHasher(config.visitorSecret);
+  // Parse results are shared objects, cached by the parser: their encoded part lives as long as they do.
+  const agentParts = new WeakMap<UserAgentInfo, Buffer>();
+  const agentPartOf = (agent: UserAgentInfo): Buffer => {
+    let part = agentParts.get(agent);
+    if (part === undefined) {
+      part = agentPart(agent);
+      agentParts.set(agent, part);
+    }
+    return part;
+  };
+  // Memoised with its encoded part of the record.
+  const visitorOf = createVisitorIdHasher(config.visitorSecret, VISITOR_CACHE_SIZE, (id) => ({ id, part: visitorPart(id) }));
   const dedup = new LruCache<string, PendingAppend>(config.dedupCacheSize);
+  // Scratch space for one call's records, which are written synchronously and then copied out.
+  const writer = new JsonBytesWriter();
+  const newEventId = createEventIdGenerator();
+  /** The encoded received time of the latest call: calls within the same millisecond share it. */
+  let receivedAtPart: { ms: number; bytes: Buffer } = { ms: Number.NaN, bytes: NO_PART };
   const drainListeners = new Set<() => void>();
   let inFlightBytes = 0;
 
@@ -200,6 +262,16 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const country = ctx.country !== undefined && COUNTRY.test(ctx.country) ? ctx.country.toUpperCase() : null;
 
     const batch: PendingAppend = { durable: false, promise: undefined };
+    // Filled in per event; one object for the call, as the writer only reads it while writing.
+    if (receivedAt !== receivedAtPart.ms) receivedAtPart = { ms: receivedAt, bytes: numberPart(receivedAt) };
+    const parts: { -readonly [K in keyof RecordParts]: RecordParts[K] } = {
+      page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtPart.bytes,
+    };
+    /** Per accepted event: where its record ends in `writer`, its key, time and id. */
+    const ends: number[] = [];
+    const keys: string[] = [];
+    const times: number[] = [];
+    const recordIds: string[] = [];
     const records: LogRecord[] = [];
     const ids: string[] = [];
     const rejected: Rejection[] = [];
@@ -215,6 +287,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     };
 
     try {
+      writer.reset();
       for (let index = 0; index < raw.length; index++) {
         const checked = validateEvent(raw[index]);
         if (!checked.ok) {
@@ -231,7 +304,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
           rejected.push({ index, code: 'SITE_FORBIDDEN', message: `this credential may not write site ${e.site}` });
           continue;
         }
-        const url = normaliseUrl(e.url);
+        const page = normaliseUrl(e.url);
+        const url = page.url;
         if (!url.ok) {
           rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: `/url: ${url.reason}` });
           continue;
@@ -240,7 +314,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         // Last check before enrichment, which cannot reject: a claimed id is always appended.
         let id = e.id;
         if (id === undefined) {
-          id = randomUUID();
+          id = newEventId();
         } else if (dedup.capacity > 0) {
           const key = `${e.site}\0${id}`;
           const seen = dedup.putIfAbsent(key, batch);
@@ -262,11 +336,12 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         const userAgent = e.userAgent ?? ctx.userAgent ?? '';
         const agent = parseUserAgent(userAgent);
         const utm = mergeUtm(e, url.utm);
-        const origin = attribute({ referrer: e.referrer, pageHost: url.host, utm, paidClick: url.paidClick });
+        const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, e.referrer) : attributeNow(e.referrer, url, utm);
         const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
+        const visitor = visitorOf(e.site, e.visitor, ip, userAgent, receivedAt);
 
         const enriched: EnrichedEvent = {
-          v: 1,
+          v: 2,
           id,
           site: e.site,
           type: e.type,
@@ -290,13 +365,29 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
           language: e.language === undefined ? null : e.language.toLowerCase(),
           props: e.props ?? NO_PROPS,
           revenue: e.revenue ?? null,
-          visitorId: visitorId(e.site, e.visitor, ip, userAgent, receivedAt),
+          visitorId: visitor.id,
           country,
         };
-        const value = Buffer.from(JSON.stringify(enriched));
-        bytes += value.length;
-        records.push({ key: e.site, value, timestampMs: ts, headers: { id } });
+        parts.page = page.part;
+        parts.origin = originBytes;
+        parts.agent = agentPartOf(agent);
+        parts.visitor = visitor.part;
+        writeEventRecord(writer, enriched, parts);
+        ends.push(writer.length);
+        keys.push(e.site);
+        times.push(ts);
+        recordIds.push(id);
         ids.push(id);
+      }
+      // One buffer for the call's records, each record's value a view of it: one allocation per
+      // call rather than per event. It is exactly the call's records, which the log takes together.
+      const all = writer.copy();
+      bytes = all.length;
+      let start = 0;
+      for (let i = 0; i < ends.length; i++) {
+        const end = ends[i]!;
+        records.push({ key: keys[i]!, value: all.subarray(start, end), timestampMs: times[i]!, headers: { id: recordIds[i]! } });
+        start = end;
       }
     } catch (err) {
       forgetClaims(); // an unexpected fault: the claimed ids were never appended

@@ -82,3 +82,73 @@ export class LruCache<K, V> {
     }
   }
 }
+
+/**
+ * The same bounded, generational cache keyed by a pair of strings, as nested Maps: a lookup
+ * hashes the two strings it is given rather than a joined key built for it (which is one more
+ * string to allocate and hash per lookup), and the inner maps stay small. `capacity` bounds the
+ * pairs held, with the same guarantees as LruCache.
+ */
+export class PairLruCache<V> {
+  private current = new Map<string, Map<string, V>>();
+  private previous = new Map<string, Map<string, V>>();
+  private currentSize = 0;
+  private previousSize = 0;
+  private readonly generationSize: number;
+
+  constructor(readonly capacity: number) {
+    this.generationSize = Math.max(1, Math.floor(capacity / 2));
+  }
+
+  get size(): number {
+    return this.currentSize + this.previousSize;
+  }
+
+  /** Reads and marks the entry as recently used. */
+  get(a: string, b: string): V | undefined {
+    const value = this.current.get(a)?.get(b);
+    if (value !== undefined) return value;
+    const inner = this.previous.get(a);
+    const old = inner?.get(b);
+    if (old !== undefined) {
+      inner!.delete(b);
+      this.previousSize--;
+      this.insert(a, b, old);
+    }
+    return old;
+  }
+
+  set(a: string, b: string, value: V): void {
+    if (this.capacity <= 0) return;
+    const inner = this.current.get(a);
+    if (inner?.has(b)) {
+      inner.set(b, value);
+      return;
+    }
+    const old = this.previous.get(a);
+    if (old?.delete(b)) this.previousSize--;
+    this.insert(a, b, value);
+  }
+
+  clear(): void {
+    this.current = new Map();
+    this.previous = new Map();
+    this.currentSize = 0;
+    this.previousSize = 0;
+  }
+
+  private insert(a: string, b: string, value: V): void {
+    let inner = this.current.get(a);
+    if (inner === undefined) {
+      inner = new Map();
+      this.current.set(a, inner);
+    }
+    inner.set(b, value);
+    if (++this.currentSize >= this.generationSize) {
+      this.previous = this.current;
+      this.previousSize = this.currentSize;
+      this.current = new Map();
+      this.currentSize = 0;
+    }
+  }
+}

@@ -15,9 +15,9 @@
  *   restart, which overcounts uniques for that day; production configures `visitorSecret`.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { LruCache } from './lru-cache.js';
+import { PairLruCache } from './lru-cache.js';
 
-export type VisitorIdHasher = (site: string, hint: string | undefined, ip: string, userAgent: string, receivedAtMs: number) => string;
+export type VisitorIdHasher<T = string> = (site: string, hint: string | undefined, ip: string, userAgent: string, receivedAtMs: number) => T;
 
 const DAY_MS = 86_400_000;
 const ID_HEX_CHARS = 32;
@@ -28,31 +28,51 @@ export function utcDate(ms: number): string {
 }
 
 /**
- * `cacheSize`: ids kept per day. A visitor sends many events a day and the HMAC is the
- * costliest step of ingest, so ids are memoised. The cache lives only in this process's memory
+ * `cacheSize`: ids kept per day, for each kind of input (hint; IP and user agent). A visitor
+ * sends many events a day and the HMAC is the costliest step of ingest, so ids are memoised. The cache lives only in this process's memory
  * (never stored) and is emptied when the salt rotates, so it cannot link two days either.
  */
-export function createVisitorIdHasher(secret: string, cacheSize = 50_000): VisitorIdHasher {
-  const cache = new LruCache<string, string>(cacheSize);
+export function createVisitorIdHasher(secret: string, cacheSize?: number): VisitorIdHasher;
+/** Memoises `wrap(id)` instead of the id: for a caller that keeps more per visitor id (an encoded form). */
+export function createVisitorIdHasher<T>(secret: string, cacheSize: number, wrap: (id: string) => T): VisitorIdHasher<T>;
+export function createVisitorIdHasher<T>(secret: string, cacheSize = 50_000, wrap?: (id: string) => T): VisitorIdHasher<T | string> {
+  // Memo keys are pairs (lru-cache.ts): (site, hint) and (user agent, site \0 ip), each
+  // determining the hash input. Separate caches, so the two kinds of key cannot meet.
+  const hinted = new PairLruCache<T | string>(cacheSize);
+  const anonymous = new PairLruCache<T | string>(cacheSize);
   const key: string | Buffer = secret === '' ? randomBytes(32) : secret;
   // One salt per UTC day, computed on first use: events arrive in received-time order, so a
   // single slot is enough; a stray event from the previous day only costs one recomputation.
   let saltDay = Number.NaN;
   let salt = Buffer.alloc(0);
+  // One update of a joined string: each update() is a native call that costs more than the join.
+  const hmac = (input: string): T | string => {
+    const id = createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
+    return wrap ? wrap(id) : id;
+  };
 
   return (site, hint, ip, userAgent, receivedAtMs) => {
     const day = Math.floor(receivedAtMs / DAY_MS);
     if (day !== saltDay) {
       salt = createHmac('sha256', key).update(utcDate(receivedAtMs)).digest();
       saltDay = day;
-      cache.clear();
+      hinted.clear();
+      anonymous.clear();
     }
-    // One update of a joined string: each update() is a native call that costs more than the join.
-    const input = hint !== undefined ? `${site}\0${hint}` : `${site}\0${ip}\0${userAgent}`;
-    const known = cache.get(input);
-    if (known !== undefined) return known;
-    const id = createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
-    cache.set(input, id);
+    if (hint !== undefined) {
+      let id = hinted.get(site, hint);
+      if (id === undefined) {
+        id = hmac(`${site}\0${hint}`);
+        hinted.set(site, hint, id);
+      }
+      return id;
+    }
+    const siteIp = `${site}\0${ip}`;
+    let id = anonymous.get(userAgent, siteIp);
+    if (id === undefined) {
+      id = hmac(`${siteIp}\0${userAgent}`);
+      anonymous.set(userAgent, siteIp, id);
+    }
     return id;
   };
 }

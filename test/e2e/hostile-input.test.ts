@@ -55,35 +55,35 @@ describe('hostile input end to end', function () {
   });
 
   it('a partial first frame gets SETUP_TIMEOUT and is closed', async () => {
-    const raw = await RawTcpClient.connect(h.app.ports.tcp);
+    const raw = await RawTcpClient.connect(h.ports.tcp);
     raw.write(Buffer.from([0x00, 0x00]));
     await waitFor(() => raw.closed, { what: 'server closes the connection' });
     expect(connectionError(raw.frames)?.body?.code).to.equal('SETUP_TIMEOUT');
   });
 
   it('garbage bytes get FRAME_MALFORMED', async () => {
-    const raw = await RawTcpClient.connect(h.app.ports.tcp);
+    const raw = await RawTcpClient.connect(h.ports.tcp);
     raw.write(Buffer.from([0x00, 0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00]));
     await waitFor(() => raw.closed, { what: 'close' });
     expect(connectionError(raw.frames)?.body?.code).to.equal('FRAME_MALFORMED');
   });
 
   it('an oversized frame gets FRAME_TOO_LARGE before it is buffered', async () => {
-    const raw = await RawTcpClient.connect(h.app.ports.tcp);
+    const raw = await RawTcpClient.connect(h.ports.tcp);
     raw.write(Buffer.from([0xff, 0xff, 0xff, 0x00, 0x00]));
     await waitFor(() => raw.closed, { what: 'close' });
     expect(connectionError(raw.frames)?.body?.code).to.equal('FRAME_TOO_LARGE');
   });
 
   it('garbage on WebSocket gets FRAME_MALFORMED', async () => {
-    const raw = await RawWsClient.connect(h.app.ports.ws);
+    const raw = await RawWsClient.connect(h.ports.ws);
     raw.ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef]));
     await waitFor(() => raw.closed, { what: 'close' });
     expect(connectionError(raw.frames)?.body?.code).to.equal('FRAME_MALFORMED');
   });
 
   it('SETUP with another data MIME type gets UNSUPPORTED_SETUP', async () => {
-    const raw = await RawTcpClient.connect(h.app.ports.tcp);
+    const raw = await RawTcpClient.connect(h.ports.tcp);
     raw.send(setupFrame({ dataMimeType: 'application/cbor', metadata: auth(ADMIN_KEY), flags: METADATA_FLAG }));
     await waitFor(() => raw.closed, { what: 'close' });
     const err = connectionError(raw.frames);
@@ -93,7 +93,7 @@ describe('hostile input end to end', function () {
 
   it('SETUP without a key gets AUTH_REQUIRED, with a wrong key AUTH_INVALID (REJECTED_SETUP)', async () => {
     for (const [metadata, code] of [[undefined, 'AUTH_REQUIRED'], [auth('not-a-key-000'), 'AUTH_INVALID']] as const) {
-      const raw = await RawTcpClient.connect(h.app.ports.tcp);
+      const raw = await RawTcpClient.connect(h.ports.tcp);
       raw.send(setupFrame(metadata ? { metadata, flags: METADATA_FLAG } : {}));
       await waitFor(() => raw.closed, { what: 'close' });
       const err = connectionError(raw.frames);
@@ -163,11 +163,11 @@ describe('hostile input end to end', function () {
   });
 
   it('a request on a connection before SETUP completes, and frames after a bad one, never crash the server', async () => {
-    const raw = await RawTcpClient.connect(h.app.ports.tcp);
+    const raw = await RawTcpClient.connect(h.ports.tcp);
     raw.send({ type: FrameTypes.REQUEST_RESPONSE, streamId: 1, flags: METADATA_FLAG, data: Buffer.from('{}'), metadata: route('query.totals') } as never);
     await waitFor(() => raw.closed, { what: 'close' });
     expect(connectionError(raw.frames)?.body?.code).to.equal('SETUP_INVALID');
-    const ws = await RawWsClient.connect(h.app.ports.ws);
+    const ws = await RawWsClient.connect(h.ports.ws);
     ws.ws.send(serializeFrame(setupFrame({ metadata: auth(ADMIN_KEY), flags: METADATA_FLAG })));
     ws.ws.send(Buffer.alloc(3));
     await waitFor(() => ws.closed, { what: 'close' });

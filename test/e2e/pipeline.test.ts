@@ -3,7 +3,7 @@
  * ingest → aggregate → query, live streams with snapshot, push, request(n) conflation, cancel.
  */
 import { expect } from 'chai';
-import type { Event, IngestAck, LiveMessage, TotalsResponse, TimeseriesResponse, BreakdownResponse } from '../../protocol/schema.js';
+import type { CurrentVisitorsResponse, Event, IngestAck, LiveMessage, TotalsResponse, TimeseriesResponse, BreakdownResponse } from '../../protocol/schema.js';
 import { SluiceClient } from '../../src/client/sluice-client.js';
 import { ADMIN_KEY, startHarness, SITE_A, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
@@ -97,6 +97,22 @@ for (const transport of ['tcp', 'ws'] as const) {
       }
     });
 
+    it('counts current visitors (last five minutes, bots excluded)', async () => {
+      const client = await h.client(transport);
+      const ts = Date.now() - 1_000;
+      const bot = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+      await client.sendBatch([
+        ...Array.from({ length: 9 }, (_, i) => pageview(site, i, ts)),
+        pageview(site, 50, ts - 10 * MINUTE, { visitor: 'long-gone' }),
+        pageview(site, 51, ts, { visitor: 'a-crawler', userAgent: bot }),
+      ]);
+      const current = await waitFor(async () => {
+        const r = await client.request<CurrentVisitorsResponse>('query.current', { site });
+        return r.visitors === 7 ? r : undefined;
+      }, { what: 'seven current visitors' });
+      expect(current).to.include({ site, windowMinutes: 5 });
+    });
+
     it('takes fire-and-forget events, single and batched', async () => {
       const client = await h.client(transport);
       const ts = Date.now() - 1_000;
@@ -132,7 +148,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       const ts = Date.now();
       for (let i = 0; i < 10; i++) {
         await source.sendBatch([pageview(site, i, ts)]);
-        await h.app.aggregator.flushNow();
+        await h.aggregator.flushNow();
       }
       await waitFor(async () => (await totals(source, site, ts - MINUTE, ts + MINUTE)).pageviews === 10, { what: 'all ten counted' });
       expect(messages).to.have.length(1);
@@ -143,7 +159,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       // Nothing else was queued behind it: a further credit yields nothing until a new change.
       stream.request(1);
       await source.request<TotalsResponse>('query.totals', { site, from: ts - MINUTE, to: ts + MINUTE });
-      await h.app.aggregator.flushNow();
+      await h.aggregator.flushNow();
       expect(messages).to.have.length(2);
       await source.sendBatch([pageview(site, 99, ts)]);
       await waitFor(() => messages.length === 3, { what: 'update after a new change' });

@@ -6,18 +6,150 @@
  *
  * Memory is bounded: a topic read by groups drops records every group has committed; a topic no
  * group reads (late lane, dead letters) keeps its newest `maxUnreadRecords` and counts the rest.
+ * Both drop whole segments of SEGMENT_RECORDS records, so up to that many more per partition stay.
+ * Like a broker, the log owns the bytes it holds: values are copied on append into arenas of
+ * their partition, so what the log retains follows its own trimming, never the lifetime of the
+ * producer's buffers (ingest writes a call's records as views of one buffer; a retained view
+ * would keep the whole buffer, and a slow partition would pin buffers shared with fast ones).
  */
 import type {
   CommittedOffset, ConsumeOptions, ConsumedRecord, EventLog, GroupConsumer, LogRecord,
 } from '../../ingest/event-log.js';
 
-const TRIM_CHUNK = 1024;
+/** Records per segment: a partition keeps its records in segments and drops whole ones. */
+const SEGMENT_RECORDS = 1024;
+/** Values are copied into arenas of this size, one being filled per partition; larger values get their own copy. */
+const ARENA_BYTES = 64 * 1024;
+const MAX_ARENA_VALUE_BYTES = ARENA_BYTES / 8;
+/** Distinct record keys whose partition is remembered. */
+const KEY_CACHE_SIZE = 100_000;
 
-interface Partition {
-  /** Offset of records[0]. */
-  base: number;
-  records: ConsumedRecord[];
-  waiters: Array<() => void>;
+type Headers = Readonly<Record<string, string>>;
+
+interface KnownKey {
+  readonly key: string;
+  readonly partition: number;
+}
+
+/**
+ * Up to SEGMENT_RECORDS consecutive records of a partition, stored by column: what stays in
+ * memory per record is its key, headers, time and where its value lies in an arena; the
+ * ConsumedRecord objects are built when records are read. A log holds many records for long,
+ * and each object it held per record would be copied by young-generation GCs until promoted and
+ * then traced by every full one: this layout keeps that to the strings and headers the producer
+ * gave (keys are shared per distinct key, see MemoryEventLog.knownKey).
+ */
+class Segment {
+  length = 0;
+  readonly keys: string[] = [];
+  readonly headers: Array<Headers | undefined> = [];
+  /** Per record, the buffer holding its value (an arena, or its own copy) and the value's bounds in it. */
+  readonly buffers: Buffer[] = [];
+  readonly times = new Float64Array(SEGMENT_RECORDS);
+  readonly starts = new Int32Array(SEGMENT_RECORDS);
+  readonly ends = new Int32Array(SEGMENT_RECORDS);
+
+  constructor(readonly base: number) {}
+}
+
+/** One partition: dense offsets from `base`, in segments dropped whole from the front. */
+class Partition {
+  readonly waiters: Array<() => void> = [];
+  private segments: Segment[] = [new Segment(0)];
+  private arena: Buffer | undefined;
+  private arenaUsed = 0;
+
+  constructor(readonly index: number) {}
+
+  /** Offset of the first record held. */
+  get base(): number {
+    return this.segments[0]!.base;
+  }
+
+  /** The next offset. */
+  get end(): number {
+    const last = this.segments[this.segments.length - 1]!;
+    return last.base + last.length;
+  }
+
+  /** Records held. */
+  get length(): number {
+    return this.end - this.base;
+  }
+
+  /** Every record held, built on each call (tests and inspection; consumers use `read`). */
+  get records(): ConsumedRecord[] {
+    return this.read(this.base, this.length);
+  }
+
+  /** Appends `r`, keyed by `key` (equal to r.key: the log's own copy of it). */
+  push(r: LogRecord, key: string): void {
+    let segment = this.segments[this.segments.length - 1]!;
+    if (segment.length === SEGMENT_RECORDS) {
+      segment = new Segment(segment.base + SEGMENT_RECORDS);
+      this.segments.push(segment);
+    }
+    const n = r.value.length;
+    let buffer: Buffer;
+    let start = 0;
+    if (n > MAX_ARENA_VALUE_BYTES) {
+      buffer = Buffer.allocUnsafeSlow(n);
+    } else {
+      let arena = this.arena;
+      if (arena === undefined || arena.length - this.arenaUsed < n) {
+        arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+        this.arena = arena;
+        this.arenaUsed = 0;
+      }
+      buffer = arena;
+      start = this.arenaUsed;
+      this.arenaUsed = start + n;
+    }
+    r.value.copy(buffer, start);
+    const i = segment.length++;
+    segment.keys.push(key);
+    segment.headers.push(r.headers);
+    segment.buffers.push(buffer);
+    segment.times[i] = r.timestampMs;
+    segment.starts[i] = start;
+    segment.ends[i] = start + n;
+  }
+
+  /** Up to `max` records from `offset` on (from the first held when `offset` was dropped). */
+  read(offset: number, max: number): ConsumedRecord[] {
+    const out: ConsumedRecord[] = [];
+    let at = Math.max(offset, this.base);
+    const to = Math.min(this.end, at + max);
+    // Every segment but the last is full, so the one holding an offset is found by division.
+    for (let s = Math.floor((at - this.base) / SEGMENT_RECORDS); at < to; s++) {
+      const segment = this.segments[s]!;
+      for (let i = at - segment.base; i < segment.length && at < to; i++, at++) {
+        const value = segment.buffers[i]!.subarray(segment.starts[i], segment.ends[i]);
+        const headers = segment.headers[i];
+        const key = segment.keys[i]!;
+        const timestampMs = segment.times[i]!;
+        out.push(headers === undefined
+          ? { key, value, timestampMs, partition: this.index, offset: at }
+          : { key, value, timestampMs, headers, partition: this.index, offset: at });
+      }
+    }
+    return out;
+  }
+
+  /** Drops the whole segments before `offset`; returns how many records went. */
+  dropBefore(offset: number): number {
+    let drop = 0;
+    while (drop < this.segments.length) {
+      const segment = this.segments[drop]!;
+      if (segment.length < SEGMENT_RECORDS || segment.base + SEGMENT_RECORDS > offset) break;
+      drop++;
+    }
+    if (drop === 0) return 0;
+    const base = this.base;
+    this.segments.splice(0, drop);
+    if (this.segments.length === 0) this.segments.push(new Segment(base + drop * SEGMENT_RECORDS));
+    return this.base - base;
+  }
 }
 
 interface Topic {
@@ -92,16 +224,15 @@ class Member implements GroupConsumer {
 
   private async run(partition: number, committed: CommittedOffset | null, state: { stop: boolean }): Promise<void> {
     const part = this.log.partition(this.group.topic, partition);
-    let position = committed ? committed.offset : this.options.fromBeginning ? part.base : part.base + part.records.length;
+    let position = committed ? committed.offset : this.options.fromBeginning ? part.base : part.end;
     const maxBatch = this.log.maxBatchRecords;
     while (!state.stop) {
       position = Math.max(position, part.base);
-      const start = position - part.base;
-      if (start >= part.records.length) {
+      if (position >= part.end) {
         await new Promise<void>((resolve) => part.waiters.push(resolve));
         continue;
       }
-      const records = part.records.slice(start, start + maxBatch);
+      const records = part.read(position, maxBatch);
       try {
         await this.options.handlers.onBatch({ topic: this.group.topic, partition, records });
         position += records.length;
@@ -120,6 +251,7 @@ export class MemoryEventLog implements EventLog {
   private readonly maxUnreadRecords: number;
   private readonly topics = new Map<string, Topic>();
   private readonly groups = new Map<string, Group>();
+  private readonly keys = new Map<string, KnownKey>();
   /** Serialises rebalances so that joins and leaves never interleave. */
   private rebalancing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -131,10 +263,25 @@ export class MemoryEventLog implements EventLog {
     this.retryDelayMs = options.retryDelayMs ?? 100;
   }
 
+  /**
+   * The partition of a key, remembered per distinct key (sites: few, and every event has one),
+   * and the key itself kept once: the held records share one string per key rather than each
+   * keeping the copy its producer parsed. Forgotten whole past KEY_CACHE_SIZE keys.
+   */
+  private knownKey(key: string): KnownKey {
+    let known = this.keys.get(key);
+    if (known === undefined) {
+      if (this.keys.size >= KEY_CACHE_SIZE) this.keys.clear();
+      known = { key, partition: partitionForKey(key, this.partitions) };
+      this.keys.set(key, known);
+    }
+    return known;
+  }
+
   private topic(name: string): Topic {
     let t = this.topics.get(name);
     if (!t) {
-      t = { partitions: Array.from({ length: this.partitions }, () => ({ base: 0, records: [], waiters: [] })), trimmed: 0 };
+      t = { partitions: Array.from({ length: this.partitions }, (_, index) => new Partition(index)), trimmed: 0 };
       this.topics.set(name, t);
     }
     return t;
@@ -151,9 +298,9 @@ export class MemoryEventLog implements EventLog {
     const t = this.topic(topic);
     const touched = new Set<Partition>();
     for (const r of records) {
-      const partition = partitionForKey(r.key, this.partitions);
-      const p = t.partitions[partition]!;
-      p.records.push({ ...r, partition, offset: p.base + p.records.length });
+      const known = this.knownKey(r.key);
+      const p = t.partitions[known.partition]!;
+      p.push(r, known.key);
       touched.add(p);
     }
     for (const p of touched) this.wake(p);
@@ -167,32 +314,24 @@ export class MemoryEventLog implements EventLog {
 
   /** Messages held for a topic, for tests and metrics. */
   size(topic: string): number {
-    return this.topic(topic).partitions.reduce((n, p) => n + p.records.length, 0);
+    return this.topic(topic).partitions.reduce((n, p) => n + p.length, 0);
   }
 
   /** Every record of a topic in partition order (tests, late-lane inspection). */
   readAll(topic: string): ConsumedRecord[] {
-    return this.topic(topic).partitions.flatMap((p) => p.records);
+    return this.topic(topic).partitions.flatMap((p) => p.read(p.base, p.length));
   }
 
   trim(topic: string): void {
     const t = this.topic(topic);
     const groups = [...this.groups.values()].filter((g) => g.topic === topic);
     t.partitions.forEach((p, index) => {
-      let keepFrom: number;
-      if (groups.length > 0) {
-        keepFrom = Math.min(...groups.map((g) => g.committed.get(index)?.offset ?? p.base));
-      } else {
-        keepFrom = p.base + p.records.length - this.maxUnreadRecords;
-      }
-      // Dropping from the front of an array shifts all that stays, so drop only in chunks:
-      // each record is then moved a bounded number of times, not once per append.
-      const droppable = keepFrom - p.base;
-      if (droppable > 0 && (droppable >= TRIM_CHUNK || droppable * 4 >= p.records.length)) {
-        if (groups.length === 0) t.trimmed += droppable;
-        p.records.splice(0, droppable);
-        p.base = keepFrom;
-      }
+      const keepFrom = groups.length > 0
+        ? Math.min(...groups.map((g) => g.committed.get(index)?.offset ?? p.base))
+        : p.end - this.maxUnreadRecords;
+      // Whole segments only: each record is dropped with its segment, never moved.
+      const dropped = p.dropBefore(keepFrom);
+      if (groups.length === 0) t.trimmed += dropped;
     });
   }
 

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import type { EnrichedEvent } from './enriched-event.js';
+import {
+  agentPart, decodeEventRecord, encodeEventRecord, numberPart, originPart, pagePart, visitorPart, writeEventRecord,
+} from './event-record.js';
+import { JsonBytesWriter } from './json-bytes-writer.js';
+
+const T = Date.UTC(2024, 4, 1, 12, 0, 0);
+
+/** Every field set to something other than its default. */
+const full: EnrichedEvent = {
+  v: 2, id: 'e-1', site: 'shop.example', type: 'event', name: 'purchase "big"', ts: T - 1_500, receivedAt: T,
+  host: 'shop.example', path: '/checkout?step=2', title: 'Caisse — étape 2', referrerHost: 'google.com', source: 'Google',
+  channel: 'paid_search', utm: { source: 'google', medium: 'cpc', campaign: 'brand', term: 'shoes', content: 'ad-1' },
+  browser: 'Chrome', browserVersion: '124', os: 'Mac OS', osVersion: '10.15', device: 'desktop', bot: true,
+  screen: { width: 1440, height: 900 }, language: 'fr-fr', props: { plan: 'pro', seats: 3, trial: false, emoji: '🎉' },
+  revenue: { amount: 49.5, currency: 'EUR' }, visitorId: '0123456789abcdef0123456789abcdef', country: 'FR',
+};
+
+/** Every field that has one at its default. */
+const minimal: EnrichedEvent = {
+  v: 2, id: 'e-2', site: 's', type: 'pageview', name: 'pageview', ts: T, receivedAt: T, host: 'a.example', path: '/',
+  title: null, referrerHost: '', source: 'Direct / None', channel: 'direct',
+  utm: { source: null, medium: null, campaign: null, term: null, content: null },
+  browser: 'Unknown', browserVersion: '', os: 'Unknown', osVersion: '', device: 'other', bot: false,
+  screen: null, language: null, props: {}, revenue: null, visitorId: 'ffffffffffffffffffffffffffffffff', country: null,
+};
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const reasonOf = (value: Buffer) => {
+  const d = decodeEventRecord(value);
+  return d.ok ? 'ok' : d.reason;
+};
+
+describe('event record', () => {
+  it('decodes what it encodes, for every field set and for every field at its default', () => {
+    for (const e of [full, minimal, { ...full, utm: { ...minimal.utm, medium: 'email' }, ts: T + 86_400_000 * 40 }]) {
+      expect(decodeEventRecord(encodeEventRecord(e))).to.deep.equal({ ok: true, event: e });
+    }
+  });
+
+  it('leaves out fields at their default, and is far smaller than version 1', () => {
+    const text = encodeEventRecord(minimal).toString();
+    expect(JSON.parse(text)).to.deep.equal({
+      v: 2, id: 'e-2', s: 's', r: T, h: 'a.example', p: '/', so: 'Direct / None', ch: 'direct', vi: minimal.visitorId,
+    });
+    const v1 = json({ ...full, v: 1 }).length;
+    expect(encodeEventRecord(full).length).to.be.below(v1 * 0.8);
+    expect(encodeEventRecord(minimal).length).to.be.below(json({ ...minimal, v: 1 }).length * 0.5);
+  });
+
+  it('writes the same bytes from pre-encoded parts as from the event alone', () => {
+    for (const e of [full, minimal]) {
+      const w = new JsonBytesWriter(16);
+      writeEventRecord(w, e, {
+        page: pagePart(e.host, e.path), origin: originPart(e), agent: agentPart(e), visitor: visitorPart(e.visitorId), receivedAt: numberPart(e.receivedAt),
+      });
+      expect(w.copy()).to.deep.equal(encodeEventRecord(e));
+    }
+  });
+
+  it('writes valid JSON whatever the strings hold', () => {
+    const nasty = '"\\\u0000\n\ud800 </script> \u2028';
+    const e: EnrichedEvent = { ...full, id: nasty, site: nasty, name: nasty, title: nasty, path: nasty, source: nasty, language: nasty, props: { [nasty]: nasty } };
+    expect(decodeEventRecord(encodeEventRecord(e))).to.deep.equal({ ok: true, event: e });
+  });
+
+  it('still decodes version 1 records (JSON of the whole event)', () => {
+    const v1: EnrichedEvent = { ...full, v: 1 };
+    expect(decodeEventRecord(json(v1))).to.deep.equal({ ok: true, event: v1 });
+    const v1Minimal: EnrichedEvent = { ...minimal, v: 1 };
+    expect(decodeEventRecord(json(v1Minimal))).to.deep.equal({ ok: true, event: v1Minimal });
+  });
+
+  it('ignores keys it does not know, so later fields do not dead-letter records', () => {
+    const withExtra = { ...JSON.parse(encodeEventRecord(minimal).toString()), zz: [1, 2] };
+    expect(decodeEventRecord(json(withExtra))).to.deep.equal({ ok: true, event: minimal });
+  });
+
+  it('gives a reason for anything else, instead of throwing', () => {
+    expect(reasonOf(Buffer.from('{"v":2,'))).to.equal('invalid_json');
+    expect(reasonOf(json([1]))).to.equal('not_an_object');
+    expect(reasonOf(json('text'))).to.equal('not_an_object');
+    expect(reasonOf(json({ v: 3 }))).to.equal('unsupported_version');
+    expect(reasonOf(json({ ...full, v: undefined }))).to.equal('unsupported_version');
+    const v2 = JSON.parse(encodeEventRecord(full).toString()) as Record<string, unknown>;
+    const broken: Array<[string, unknown, string]> = [
+      ['id', '', 'id'], ['s', 7, 'site'], ['n', '', 'name'], ['r', 1.5, 'receivedAt'], ['r', undefined, 'receivedAt'],
+      ['dt', 'soon', 'ts'], ['dt', Number.MAX_SAFE_INTEGER, 'ts'], ['h', null, 'host'], ['p', 1, 'path'], ['ti', null, 'title'],
+      ['rh', false, 'referrerHost'], ['so', undefined, 'source'], ['ch', 'carrier_pigeon', 'channel'], ['u', 'x', 'utm'],
+      ['u', { s: 1 }, 'utm'], ['b', 1, 'browser'], ['d', 'fridge', 'device'], ['bot', false, 'bot'], ['sc', [1], 'screen'],
+      ['sc', { width: 1, height: 1 }, 'screen'], ['l', 5, 'language'], ['pr', { a: {} }, 'props'], ['pr', [], 'props'],
+      ['rv', [1], 'revenue'], ['rv', ['1', 'EUR'], 'revenue'], ['vi', 5, 'visitorId'], ['c', true, 'country'],
+    ];
+    for (const [key, value, field] of broken) {
+      expect(reasonOf(json({ ...v2, [key]: value })), `${key}=${JSON.stringify(value)}`).to.equal(`invalid_field:${field}`);
+    }
+    const v1 = { ...full, v: 1 } as Record<string, unknown>;
+    for (const [key, value] of [['type', 'click'], ['ts', '2024'], ['title', undefined], ['utm', null], ['bot', 'no'], ['screen', { width: 'x' }]] as const) {
+      expect(reasonOf(json({ ...v1, [key]: value })), key).to.equal(`invalid_field:${key}`);
+    }
+  });
+});
