@@ -162,7 +162,7 @@ const logger: Logger = pino({ name: 'sluice-bench', level: showLevel < 30 ? pino
   },
 });
 
-function appConfig(roles: Array<'gateway' | 'aggregate'>, topics: { events: string; late: string; deadLetter: string }, groupId: string): Config {
+function appConfig(roles: Array<'gateway' | 'aggregate' | 'archive'>, topics: { events: string; late: string; deadLetter: string }, groupId: string): Config {
   return loadConfig({
     mode: 'distributed',
     roles,
@@ -338,10 +338,10 @@ async function counterValues(registry: Registry, name: string): Promise<Map<stri
 }
 
 /** 4. An app with roles ['aggregate'] reads `names.events` with a fresh group until done and flushed. */
-async function aggregation(admin: Admin, groupId: string, ends: ReadonlyMap<number, number>, n: number): Promise<AggregationResult> {
+async function aggregation(admin: Admin, groupId: string, ends: ReadonlyMap<number, number>, n: number, roles: Array<'aggregate' | 'archive'>): Promise<AggregationResult> {
   firstAssignedAt = 0;
   const mark = cpuMark();
-  const { app, startMs } = await startTrackedApp(appConfig(['aggregate'], { events: names.events, late: names.late, deadLetter: names.deadLetter }, groupId));
+  const { app, startMs } = await startTrackedApp(appConfig(roles, { events: names.events, late: names.late, deadLetter: names.deadLetter }, groupId));
   try {
     const aggregator = app.aggregator!;
     const deadline = performance.now() + 180_000;
@@ -396,7 +396,7 @@ interface FreshnessResult {
 /** 5. Load at `rate` through one gateway+aggregate app while a probe worker measures send → live update. */
 async function freshness(admin: Admin, spec: FreshnessSpec): Promise<FreshnessResult> {
   console.log(`    ${spec.label}: target ${int(spec.rate)} events/s for ${spec.durationMs} ms, probe site ${spec.site}`);
-  const { app, startMs } = await startTrackedApp(appConfig(['gateway', 'aggregate'], spec.topics, spec.groupId));
+  const { app, startMs } = await startTrackedApp(appConfig(['gateway', 'aggregate', 'archive'], spec.topics, spec.groupId));
   try {
     const pool = eventPool(Date.now(), false); // no timestamps: event time = received time, as live traffic
     const load = startWorker<LoadResult>('./pipeline-load-worker.js', {
@@ -651,15 +651,15 @@ async function main(): Promise<number> {
     console.log(`[4] aggregation: app roles [aggregate], fresh group, ${names.events} from the beginning → Cassandra rollups`);
     console.log('    note: the aggregate role runs two consumers in one event loop: the aggregator and the event tap (raw archive in Cassandra, current visitors in Redis)');
     await profiler.start('4a-aggregate-with-tap');
-    const withTap = await aggregation(admin, names.aggGroupTap, ends, n);
+    const withTap = await aggregation(admin, names.aggGroupTap, ends, n, ['aggregate', 'archive']);
     await profiler.stop();
-    describe('4a as deployed (aggregator + tap)', withTap);
+    describe('4a roles aggregate + archive in one process (aggregator + tap)', withTap);
     // The tap's group is placed at the log end beforehand: it joins but has nothing to read.
     await abortable(admin.setOffsets({ groupId: `${names.aggGroupAlone}-tap`, topic: names.events, partitions: [...ends].map(([partition, offset]) => ({ partition, offset: String(offset) })) }));
     await profiler.start('4b-aggregator-alone');
-    const alone = await aggregation(admin, names.aggGroupAlone, ends, n);
+    const alone = await aggregation(admin, names.aggGroupAlone, ends, n, ['aggregate']);
     await profiler.stop();
-    describe('4b aggregator alone (the tap\'s group set to the log end first)', alone);
+    describe('4b role aggregate alone (the archive tap runs elsewhere)', alone);
     if (ROUNDS > 1) console.log('[3] again:');
     for (let pass = 2; pass <= ROUNDS; pass++) await consumerPass(pass);
     const r4a = withTap.rate / consRate;
@@ -669,7 +669,7 @@ async function main(): Promise<number> {
     rows.push({ scenario: '4b aggregator alone → Cassandra (no tap)', rate: alone.rate, ratio: `${r4b.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4b >= AIM_RATIO ? 'met' : 'NOT met'}` });
 
     // 5 -------------------------------------------------------------------------------------------
-    console.log(`\n[5] freshness: one app with roles [gateway, aggregate] (aggregator + tap), fresh topic and group; load from the worker-thread client, `
+    console.log(`\n[5] freshness: one app with every role [gateway, aggregate, archive] (the embedded-style worst case), fresh topic and group; load from the worker-thread client, `
       + `probe pageviews of a site of their own every ${PROBE_INTERVAL_MS} ms (timestamp = send time), live.metrics over WebSocket (n = 2^31-1)`);
     const reference = await freshness(admin, {
       label: '5r reference, 1/10 of 2', rate: gwRate / 10, durationMs: FRESHNESS_MS / 2, profile: '5r-freshness-low',

@@ -152,6 +152,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const eventLog = options.wrapEventLog ? options.wrapEventLog(adapters.eventLog) : adapters.eventLog;
   const runsGateway = config.roles.includes('gateway');
   const runsAggregate = config.roles.includes('aggregate');
+  const runsArchive = config.roles.includes('archive');
 
   let aggregator: Aggregator | undefined;
   let tap: EventTap | undefined;
@@ -163,11 +164,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
       config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
     });
+    await aggregator.start();
+  }
+  if (runsArchive) {
     tap = new EventTap({
       log: eventLog, topic: config.eventLog.eventsTopic, groupId: `${config.aggregate.groupId}-tap`,
       archive, currentVisitors, registry, logger: logger.child({ stage: 'tap' }),
     });
-    await aggregator.start();
     await tap.start();
   }
 

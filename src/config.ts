@@ -11,8 +11,12 @@ const port = (def: number) => Type.Integer({ minimum: 0, maximum: 65535, default
 export const ConfigSchema = Type.Object({
   /** embedded: every seam in memory, one process. distributed: Kafka, Cassandra and Redis. */
   mode: Type.Union([Type.Literal('embedded'), Type.Literal('distributed')], { default: 'embedded' }),
-  /** What this process runs: the gateway (RSocket, queries, live), the aggregator, or both. */
-  roles: Type.Array(Type.Union([Type.Literal('gateway'), Type.Literal('aggregate')]), { minItems: 1, uniqueItems: true, default: ['gateway', 'aggregate'] }),
+  /**
+   * What this process runs: the gateway (RSocket, queries, live), the aggregator (rollups), the
+   * archive tap (raw archive and current visitors), in any combination. The tap is a role of its
+   * own because its archive writes cost more than aggregation: it scales on separate processes.
+   */
+  roles: Type.Array(Type.Union([Type.Literal('gateway'), Type.Literal('aggregate'), Type.Literal('archive')]), { minItems: 1, uniqueItems: true, default: ['gateway', 'aggregate', 'archive'] }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   gateway: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),

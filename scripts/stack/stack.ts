@@ -62,7 +62,15 @@ import { MACHINE_DIR, processAlive, readPid, sleep, withFileLock } from './proc.
 export { DEFAULT_ENDPOINTS, ENGINE_NAMES, probeEngine, type EngineName, type StackEndpoints } from './engines.js';
 
 const SCRIPTS_DIR = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(SCRIPTS_DIR, '..', '..');
+
+/** The directory holding package.json: the same from scripts/stack and from its compiled copy in dist/. */
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..', '..');
+  }
+}
+export const REPO_ROOT = findRepoRoot(SCRIPTS_DIR);
 
 export interface StackOptions {
   /** Where engines live; default `<repo>/.stack` or $SLUICE_STACK_DIR. */

@@ -189,8 +189,10 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   // Memoised with its encoded part of the record.
   const visitorOf = createVisitorIdHasher(config.visitorSecret, VISITOR_CACHE_SIZE, (id) => ({ id, part: visitorPart(id) }));
   const dedup = new LruCache<string, PendingAppend>(config.dedupCacheSize);
-  // Scratch space for one call's records, which are written synchronously and then copied out.
-  const writer = new JsonBytesWriter();
+  // Writes each call's records into a buffer of their own, handed to the log whole (see below).
+  const writer = new JsonBytesWriter(64);
+  /** Running mean of record bytes. */
+  let recordBytesEstimate = 512;
   const newEventId = createEventIdGenerator();
   /** The encoded received time of the latest call: calls within the same millisecond share it. */
   let receivedAtPart: { ms: number; bytes: Buffer } = { ms: Number.NaN, bytes: NO_PART };
@@ -287,7 +289,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     };
 
     try {
-      writer.reset();
+      // Sized from the records written so far, so that a call's buffer is rarely grown or far too big.
+      writer.start(Math.ceil(raw.length * recordBytesEstimate * 1.25));
       for (let index = 0; index < raw.length; index++) {
         const checked = validateEvent(raw[index]);
         if (!checked.ok) {
@@ -380,8 +383,10 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         ids.push(id);
       }
       // One buffer for the call's records, each record's value a view of it: one allocation per
-      // call rather than per event. It is exactly the call's records, which the log takes together.
-      const all = writer.copy();
+      // call rather than per event, and no copy. It holds only the call's records (and some slack),
+      // which the log takes together.
+      const all = writer.take();
+      if (ends.length > 0) recordBytesEstimate = recordBytesEstimate * 0.9 + (all.length / ends.length) * 0.1;
       bytes = all.length;
       let start = 0;
       for (let i = 0; i < ends.length; i++) {

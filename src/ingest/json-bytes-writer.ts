@@ -9,9 +9,12 @@
  *
  * Output is byte-for-byte what `Buffer.from(JSON.stringify(x))` gives for the same pieces:
  * strings are escaped as JSON.stringify escapes them (lone surrogates as `\udxxx`).
- * A writer is reusable scratch space: `reset`, write records, `copy` out what must outlive it.
+ * Two ways to use one: as scratch space (`reset`, write, `copy` out what must outlive it), or
+ * to fill a buffer that is then handed over whole (`start` with the size expected, write,
+ * `take`: no copy, and the writer starts a fresh buffer next time).
  */
 const HEX = '0123456789abcdef';
+const EMPTY = Buffer.alloc(0);
 /** 1 for the ASCII characters a JSON string holds as they are. */
 const PLAIN = new Uint8Array(128).map((_, c) => (c >= 0x20 && c !== 0x22 && c !== 0x5c ? 1 : 0));
 /** Bytes a string of n UTF-16 code units can take at most, as a JSON string literal. */
@@ -33,6 +36,24 @@ export class JsonBytesWriter {
 
   reset(): void {
     this.pos = 0;
+  }
+
+  /** Starts writing into a new buffer of `expectedBytes` (it grows if that was too few). */
+  start(expectedBytes: number): void {
+    this.buf = Buffer.allocUnsafe(Math.max(64, expectedBytes));
+    this.pos = 0;
+  }
+
+  /**
+   * What was written since `start`, as a view of the writer's buffer, which the writer then
+   * lets go of: write nothing more before the next `start`. The view keeps the whole buffer
+   * alive, so `expectedBytes` should not be far above what is written.
+   */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = EMPTY;
+    this.pos = 0;
+    return out;
   }
 
   /** An exact-size copy of what was written since the last reset. */

@@ -87,8 +87,8 @@ describe('distributed mode: two gateways, two aggregators, real Kafka, Cassandra
   it('fans live updates across gateways and survives losing an aggregator with exact rollups', async () => {
     const gatewayA = await start('gateway-a', 'gateway');
     const gatewayB = await start('gateway-b', 'gateway');
-    await start('aggregator-1', 'aggregate');
-    const aggregator2 = await start('aggregator-2', 'aggregate');
+    await start('aggregator-1', 'aggregate archive');
+    const aggregator2 = await start('aggregator-2', 'aggregate archive');
 
     const source = await SluiceClient.connect({ url: `tcp://127.0.0.1:${gatewayA.started!.tcp as number}`, apiKey: KEY });
     const dashboard = await SluiceClient.connect({ url: `ws://127.0.0.1:${gatewayB.started!.ws as number}`, apiKey: KEY });

@@ -279,9 +279,16 @@ export class KafkaEventLog implements EventLog {
       await this.ready();
       const partitionMetadata = await this.partitionsOf(topic);
       byPartition = new Map();
+      // kafkajs's murmur2 emulates 64-bit integers and costs microseconds a record; a call's
+      // records mostly share a key (one site), so each key is hashed once per call.
+      const partitionOfKey = new Map<string, number>();
       for (const record of records) {
         const message = toMessage(record);
-        const partition = this.partitioner({ topic, partitionMetadata, message });
+        let partition = partitionOfKey.get(record.key);
+        if (partition === undefined) {
+          partition = this.partitioner({ topic, partitionMetadata, message });
+          partitionOfKey.set(record.key, partition);
+        }
         message.partition = partition;
         const list = byPartition.get(partition);
         if (list) list.push(message);
