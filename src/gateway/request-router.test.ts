@@ -28,6 +28,17 @@ describe('request router', () => {
     expect(routeOf(mixed)).to.equal('live.metrics');
   });
 
+  it('reads each request\'s own route when the metadata repeats or alternates', () => {
+    const sequence = ['ingest.events', 'ingest.events', 'query.totals', 'ingest.events', 'live.metrics', 'live.metrics'];
+    expect(sequence.map((r, i) => routeOf(i % 2 ? stringForm(r) : numeric(r)))).to.deep.equal(sequence);
+    const reused = Buffer.from(numeric('query.totals'));
+    expect(routeOf(reused)).to.equal('query.totals');
+    reused[reused.length - 1] = 0x78; // the same buffer with other bytes: 'query.totalx'
+    expect(routeOf(reused)).to.equal('query.totalx');
+    expect(codeOf(() => routeOf(Buffer.from([0x80])))).to.equal('METADATA_MALFORMED');
+    expect(routeOf(numeric('query.totals'))).to.equal('query.totals');
+  });
+
   it('routes a valid request to a typed body', () => {
     const r = routeRequest('requestResponse', { metadata: numeric('query.totals'), data: json(query) }, 1e6);
     expect(r.route).to.equal('query.totals');

@@ -21,9 +21,30 @@ const validators = Object.fromEntries(
 
 const ROUTING_ID = WellKnownMimeType.MESSAGE_RSOCKET_ROUTING.identifier;
 
+/**
+ * The last routing metadata decoded and its route. A client sends the same metadata with
+ * every request, and comparing bytes is far cheaper than decoding composite metadata, which
+ * single-event fire-and-forget frames would otherwise pay per event. A pure function of the
+ * bytes, so one entry serves every connection.
+ */
+let lastMetadata: Buffer | undefined;
+let lastRoute: string | undefined;
+const MAX_REMEMBERED_METADATA_BYTES = 256;
+
 /** The first route named in the composite metadata, or undefined when there is none. */
 export function routeOf(metadata: Buffer | undefined | null): string | undefined {
   if (!metadata || metadata.length === 0) return undefined;
+  if (lastMetadata !== undefined && metadata.equals(lastMetadata)) return lastRoute;
+  const route = decodeRouteOf(metadata);
+  if (metadata.length <= MAX_REMEMBERED_METADATA_BYTES) {
+    // A copy: the metadata is a view of the request frame, which must not be kept alive.
+    lastMetadata = Buffer.from(metadata);
+    lastRoute = route;
+  }
+  return route;
+}
+
+function decodeRouteOf(metadata: Buffer): string | undefined {
   let entries;
   try {
     // Decode eagerly so that a malformed buffer fails here, inside the try.

@@ -9,7 +9,8 @@
 import { randomFillSync } from 'node:crypto';
 
 const IDS_PER_FILL = 256;
-const HEX = '0123456789abcdef';
+/** The two ASCII hex digits of each byte value. */
+const HEX_PAIRS = new Uint8Array(512).map((_, i) => '0123456789abcdef'.charCodeAt(i % 2 === 0 ? (i >> 1) >> 4 : (i >> 1) & 0xf));
 /** Where each of the 16 bytes goes in `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`. */
 const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34] as const;
 
@@ -24,15 +25,15 @@ export function createEventIdGenerator(): EventIdGenerator {
       randomFillSync(random);
       next = 0;
     }
+    random[next + 6] = (random[next + 6]! & 0x0f) | 0x40; // version 4
+    random[next + 8] = (random[next + 8]! & 0x3f) | 0x80; // variant 10
     for (let i = 0; i < 16; i++) {
-      let b = random[next + i]!;
-      if (i === 6) b = (b & 0x0f) | 0x40; // version 4
-      else if (i === 8) b = (b & 0x3f) | 0x80; // variant 10
+      const b = random[next + i]!;
       const at = AT[i]!;
-      text[at] = HEX.charCodeAt(b >> 4);
-      text[at + 1] = HEX.charCodeAt(b & 0xf);
+      text[at] = HEX_PAIRS[2 * b]!;
+      text[at + 1] = HEX_PAIRS[2 * b + 1]!;
     }
     next += 16;
-    return text.toString('latin1');
+    return text.toString('latin1', 0, 36);
   };
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { EnrichedEvent } from './enriched-event.js';
 import {
-  agentPart, decodeEventRecord, encodeEventRecord, numberPart, originPart, pagePart, visitorPart, writeEventRecord,
+  agentPart, decodeEventRecord, encodeEventRecord, originPart, pagePart, receivedAtPart, visitorPart, writeEventRecord,
 } from './event-record.js';
 import { JsonBytesWriter } from './json-bytes-writer.js';
 
@@ -53,7 +53,7 @@ describe('event record', () => {
     for (const e of [full, minimal]) {
       const w = new JsonBytesWriter(16);
       writeEventRecord(w, e, {
-        page: pagePart(e.host, e.path), origin: originPart(e), agent: agentPart(e), visitor: visitorPart(e.visitorId), receivedAt: numberPart(e.receivedAt),
+        page: pagePart(e.host, e.path), origin: originPart(e), agent: agentPart(e), visitor: visitorPart(e.visitorId), receivedAt: receivedAtPart(e.receivedAt),
       });
       expect(w.copy()).to.deep.equal(encodeEventRecord(e));
     }

@@ -130,17 +130,18 @@ export function visitorPart(visitorId: string): Buffer {
   return w.copy();
 }
 
-/** A number as JSON, encoded once (the received time, shared by every event of a call). */
-export function numberPart(n: number): Buffer {
+/** `,"r":…`: the received time, encoded once for all the events received with it. */
+export function receivedAtPart(receivedAt: number): Buffer {
   const w = new JsonBytesWriter(64);
-  w.number(n);
+  w.ascii(',"r":');
+  w.number(receivedAt);
   return w.copy();
 }
 
 /**
  * Pieces the caller already encoded (from its caches, or once for many events); each must equal
  * what the function named after it gives for `e`: `pagePart(e.host, e.path)`, `originPart(e)`,
- * `agentPart(e)`, `visitorPart(e.visitorId)`, `numberPart(e.receivedAt)`.
+ * `agentPart(e)`, `visitorPart(e.visitorId)`, `receivedAtPart(e.receivedAt)`.
  */
 export interface RecordParts {
   readonly page?: Buffer;
@@ -165,20 +166,23 @@ export function writeEventRecord(w: JsonBytesWriter, e: EnrichedEvent, parts: Re
     w.ascii(',"n":');
     w.string(e.name);
   }
-  w.ascii(',"r":');
-  if (parts.receivedAt) w.bytes(parts.receivedAt);
-  else w.number(e.receivedAt);
+  if (parts.receivedAt) {
+    w.bytes(parts.receivedAt);
+  } else {
+    w.ascii(',"r":');
+    w.number(e.receivedAt);
+  }
   if (e.ts !== e.receivedAt) {
     w.ascii(',"dt":');
     w.number(e.ts - e.receivedAt);
   }
   w.bytes(parts.page ?? pagePart(e.host, e.path));
+  if (parts.origin) w.bytes(parts.origin);
+  else writeOrigin(w, e);
   if (e.title !== null) {
     w.ascii(',"ti":');
     w.string(e.title);
   }
-  if (parts.origin) w.bytes(parts.origin);
-  else writeOrigin(w, e);
   w.bytes(parts.agent ?? agentPart(e));
   if (e.screen !== null) {
     w.ascii(',"sc":[');

@@ -21,6 +21,13 @@
  *   batch (whose size the gateway bounds).
  * - Privacy: the IP and the client visitor hint only enter the visitor-id hash; neither is
  *   part of the record.
+ * - Records: values in the format of event-record.ts (version 2), keyed by site, with the event
+ *   time and an `id` header. A call's values are views of one buffer holding only that call's
+ *   records (and some slack): a holder that keeps a few of them long should copy them.
+ *
+ * Cost: this runs once per event at the full ingest rate, so the hot path avoids per-event
+ * serialisation and allocation where it can: parse results are cached with their encoded part
+ * of the record, records are written straight into bytes, and counters are summed locally.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Event, type IngestAck } from '../../protocol/schema.js';
@@ -31,7 +38,9 @@ import type { Logger } from '../log.js';
 import type { EnrichedEvent } from './enriched-event.js';
 import type { EventLog, LogRecord } from './event-log.js';
 import { createEventIdGenerator } from './event-id.js';
-import { agentPart, numberPart, originPart, pagePart, visitorPart, writeEventRecord, type RecordParts } from './event-record.js';
+import {
+  agentPart, originPart, pagePart, receivedAtPart, visitorPart, writeEventRecord, type RecordParts,
+} from './event-record.js';
 import { JsonBytesWriter } from './json-bytes-writer.js';
 import { LruCache } from './lru-cache.js';
 import { cleanUtm, createUrlNormaliser, type NormalisedUrl, type UtmParams } from './normalise-url.js';
@@ -163,9 +172,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const origin = attribute({ referrer, pageHost: url.host, utm, paidClick: url.paidClick });
     return { origin, part: originPart({ ...origin, utm }) };
   };
-  /** The attribution of a visit to `page` with the page URL's own UTM parameters. */
-  const pageOrigin = (page: CachedUrl, referrer: string | undefined): CachedOrigin => {
-    const url = page.url as OkUrl;
+  /** The attribution of a visit to `page` (whose URL is `url`) with the page URL's own UTM parameters. */
+  const pageOrigin = (page: CachedUrl, url: OkUrl, referrer: string | undefined): CachedOrigin => {
     const key = referrer ?? '';
     let cached = page.origins?.get(key);
     if (cached === undefined) {
@@ -195,27 +203,27 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   let recordBytesEstimate = 512;
   const newEventId = createEventIdGenerator();
   /** The encoded received time of the latest call: calls within the same millisecond share it. */
-  let receivedAtPart: { ms: number; bytes: Buffer } = { ms: Number.NaN, bytes: NO_PART };
+  let receivedAtBytes: { ms: number; bytes: Buffer } = { ms: Number.NaN, bytes: NO_PART };
   const drainListeners = new Set<() => void>();
   let inFlightBytes = 0;
 
-  const events = new Counter({
+  // Counted here and added to the counter when it is read (collect): a prom-client increment
+  // hashes its labels on every call, which the single-event-per-frame path would pay per event.
+  const counts = { accepted: 0, duplicate: 0, rejected: 0, clamped: 0, failed: 0, overloaded: 0 };
+  new Counter({
     name: 'sluice_ingest_events_total',
     help: 'Events by ingest outcome: accepted (durable), duplicate, rejected (invalid or forbidden), '
       + 'clamped (future time reset; also accepted), failed (log append failed), overloaded (refused while saturated).',
     labelNames: ['outcome'] as const,
     registers: [registry],
+    collect() {
+      for (const outcome of Object.keys(counts) as Array<keyof typeof counts>) {
+        // Every outcome is exported from the first scrape on (an increment by 0), so rates work before the first event.
+        this.inc({ outcome }, counts[outcome]);
+        counts[outcome] = 0;
+      }
+    },
   });
-  const outcome = (name: string) => {
-    events.inc({ outcome: name }, 0); // exported from the start, so rates work before the first event
-    return events.labels({ outcome: name });
-  };
-  const accepted = outcome('accepted');
-  const duplicate = outcome('duplicate');
-  const rejectedCount = outcome('rejected');
-  const clampedCount = outcome('clamped');
-  const failed = outcome('failed');
-  const overloaded = outcome('overloaded');
   new Gauge({
     name: 'sluice_ingest_in_flight_bytes',
     help: 'Bytes of event records handed to the event log and not yet durable.',
@@ -255,7 +263,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
 
   async function ingest(raw: readonly unknown[], ctx: ConnectionContext, mode: IngestMode): Promise<IngestAck> {
     if (mode === 'ack' && inFlightBytes > maxInFlightBytes) {
-      overloaded.inc(raw.length);
+      counts.overloaded += raw.length;
       throw new SluiceError('OVERLOADED', `ingest is saturated (${inFlightBytes} bytes awaiting the event log); retry later`);
     }
     const receivedAt = now();
@@ -265,15 +273,10 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
 
     const batch: PendingAppend = { durable: false, promise: undefined };
     // Filled in per event; one object for the call, as the writer only reads it while writing.
-    if (receivedAt !== receivedAtPart.ms) receivedAtPart = { ms: receivedAt, bytes: numberPart(receivedAt) };
+    if (receivedAt !== receivedAtBytes.ms) receivedAtBytes = { ms: receivedAt, bytes: receivedAtPart(receivedAt) };
     const parts: { -readonly [K in keyof RecordParts]: RecordParts[K] } = {
-      page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtPart.bytes,
+      page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtBytes.bytes,
     };
-    /** Per accepted event: where its record ends in `writer`, its key, time and id. */
-    const ends: number[] = [];
-    const keys: string[] = [];
-    const times: number[] = [];
-    const recordIds: string[] = [];
     const records: LogRecord[] = [];
     const ids: string[] = [];
     const rejected: Rejection[] = [];
@@ -289,7 +292,9 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     };
 
     try {
-      // Sized from the records written so far, so that a call's buffer is rarely grown or far too big.
+      // One buffer for the call's records, each record's value a view of it: one allocation per
+      // call rather than per event, and no copy. It holds only the call's records and some slack
+      // (sized from the records written so far), which the log takes together.
       writer.start(Math.ceil(raw.length * recordBytesEstimate * 1.25));
       for (let index = 0; index < raw.length; index++) {
         const checked = validateEvent(raw[index]);
@@ -339,7 +344,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         const userAgent = e.userAgent ?? ctx.userAgent ?? '';
         const agent = parseUserAgent(userAgent);
         const utm = mergeUtm(e, url.utm);
-        const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, e.referrer) : attributeNow(e.referrer, url, utm);
+        const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, url, e.referrer) : attributeNow(e.referrer, url, utm);
         const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
         const visitor = visitorOf(e.site, e.visitor, ip, userAgent, receivedAt);
 
@@ -375,36 +380,25 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         parts.origin = originBytes;
         parts.agent = agentPartOf(agent);
         parts.visitor = visitor.part;
+        const start = writer.length;
         writeEventRecord(writer, enriched, parts);
-        ends.push(writer.length);
-        keys.push(e.site);
-        times.push(ts);
-        recordIds.push(id);
+        records.push({ key: e.site, value: writer.since(start), timestampMs: ts, headers: { id } });
         ids.push(id);
       }
-      // One buffer for the call's records, each record's value a view of it: one allocation per
-      // call rather than per event, and no copy. It holds only the call's records (and some slack),
-      // which the log takes together.
-      const all = writer.take();
-      if (ends.length > 0) recordBytesEstimate = recordBytesEstimate * 0.9 + (all.length / ends.length) * 0.1;
-      bytes = all.length;
-      let start = 0;
-      for (let i = 0; i < ends.length; i++) {
-        const end = ends[i]!;
-        records.push({ key: keys[i]!, value: all.subarray(start, end), timestampMs: times[i]!, headers: { id: recordIds[i]! } });
-        start = end;
-      }
+      bytes = writer.length;
+      if (records.length > 0) recordBytesEstimate = recordBytesEstimate * 0.9 + (bytes / records.length) * 0.1;
+      writer.take();
     } catch (err) {
       forgetClaims(); // an unexpected fault: the claimed ids were never appended
       throw err;
     }
 
-    if (rejected.length > 0) rejectedCount.inc(rejected.length);
-    if (clamped > 0) clampedCount.inc(clamped);
+    counts.rejected += rejected.length;
+    counts.clamped += clamped;
 
     if (records.length > 0) {
       inFlightBytes += bytes;
-      const endTimer = appendSeconds.startTimer();
+      const appendStart = performance.now();
       batch.promise = startAppend(records);
       try {
         await batch.promise;
@@ -412,11 +406,11 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         batch.promise = undefined; // dedup entries outlive the call: keep them small
       } catch (err) {
         forgetClaims();
-        failed.inc(records.length);
+        counts.failed += records.length;
         logger?.warn({ err, topic, records: records.length }, 'event log append failed');
         throw new SluiceError('OVERLOADED', 'the event log did not accept the events; retry with the same event ids', { cause: err });
       } finally {
-        endTimer();
+        appendSeconds.observe((performance.now() - appendStart) / 1000);
         release(bytes);
       }
     }
@@ -430,8 +424,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
       }
     }
 
-    accepted.inc(records.length);
-    if (duplicates > 0) duplicate.inc(duplicates);
+    counts.accepted += records.length;
+    counts.duplicate += duplicates;
     return { accepted: records.length, duplicates, rejected, ids };
   }
 

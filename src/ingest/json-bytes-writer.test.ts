@@ -62,4 +62,20 @@ describe('JsonBytesWriter', () => {
     expect(w.copy().toString()).to.equal('[]');
     expect(w.length).to.equal(2);
   });
+
+  it('hands over views that stay valid as the buffer grows and after it is taken', () => {
+    const w = new JsonBytesWriter(64);
+    w.start(16);
+    const views: Buffer[] = [];
+    for (let i = 0; i < 50; i++) {
+      const from = w.length;
+      w.json(JSON.stringify({ i, pad: 'ü'.repeat(i) }));
+      views.push(w.since(from));
+    }
+    const all = w.take();
+    w.start(16);
+    w.ascii('overwrite?'.repeat(100));
+    expect(views.map((v) => JSON.parse(v.toString('utf8')).i)).to.deep.equal([...Array(50).keys()]);
+    expect(all.toString('utf8')).to.equal(views.map((v) => v.toString('utf8')).join(''));
+  });
 });

@@ -45,10 +45,17 @@ export class JsonBytesWriter {
   }
 
   /**
-   * What was written since `start`, as a view of the writer's buffer, which the writer then
-   * lets go of: write nothing more before the next `start`. The view keeps the whole buffer
-   * alive, so `expectedBytes` should not be far above what is written.
+   * What was written from `offset` on, as a view of the writer's buffer. After `start` it stays
+   * valid for good: bytes once written are not overwritten until the next `start` replaces the
+   * buffer, and growing copies to a new buffer, leaving the old one as it was (after `reset`,
+   * only until the next write). A view keeps its whole buffer alive, so `expectedBytes` should
+   * not be far above what is written.
    */
+  since(offset: number): Buffer {
+    return this.buf.subarray(offset, this.pos);
+  }
+
+  /** What was written since `start`, as a view (see `since`); the writer lets go of its buffer. */
   take(): Buffer {
     const out = this.buf.subarray(0, this.pos);
     this.buf = EMPTY;
@@ -83,7 +90,7 @@ export class JsonBytesWriter {
   /** Bytes written earlier by a writer (a cached piece of a record). */
   bytes(b: Buffer): void {
     this.ensure(b.length);
-    // Buffer#copy: for short pieces, cheaper than TypedArray#set.
+    // Buffer#copy: for short pieces, cheaper than TypedArray#set or a loop.
     this.pos += b.copy(this.buf, this.pos);
   }
 

@@ -304,7 +304,7 @@ export class MemoryEventLog implements EventLog {
       touched.add(p);
     }
     for (const p of touched) this.wake(p);
-    this.trim(topic);
+    this.trim(topic, touched);
   }
 
   /** Records a topic has dropped to stay within its bound (unread topics only). */
@@ -322,17 +322,21 @@ export class MemoryEventLog implements EventLog {
     return this.topic(topic).partitions.flatMap((p) => p.read(p.base, p.length));
   }
 
-  trim(topic: string): void {
+  /** Drops what the bound allows, in `partitions` of the topic (all by default). */
+  trim(topic: string, partitions: Iterable<Partition> = this.topic(topic).partitions): void {
     const t = this.topic(topic);
-    const groups = [...this.groups.values()].filter((g) => g.topic === topic);
-    t.partitions.forEach((p, index) => {
-      const keepFrom = groups.length > 0
-        ? Math.min(...groups.map((g) => g.committed.get(index)?.offset ?? p.base))
-        : p.end - this.maxUnreadRecords;
+    let groups: Group[] | undefined;
+    for (const p of partitions) {
+      groups ??= [...this.groups.values()].filter((g) => g.topic === topic);
+      let keepFrom = p.end - this.maxUnreadRecords;
+      if (groups.length > 0) {
+        keepFrom = Number.POSITIVE_INFINITY;
+        for (const g of groups) keepFrom = Math.min(keepFrom, g.committed.get(p.index)?.offset ?? p.base);
+      }
       // Whole segments only: each record is dropped with its segment, never moved.
       const dropped = p.dropBefore(keepFrom);
       if (groups.length === 0) t.trimmed += dropped;
-    });
+    }
   }
 
   private wake(p: Partition): void {
