@@ -6,6 +6,9 @@
  * fixed time; the server thread counts events arriving (bare) or durably appended (gateway);
  * the rate is events over the time between the first and the last arrival.
  * Figures are ratios against the bare loop: absolute numbers vary with the machine's load.
+ * The ratio is only fair on a quiet machine: the bare loop needs both cores (client and server
+ * both busy), the gateway scenarios mostly one (the server), so other load depresses the bare
+ * figure more and flatters the ratio. For where server time goes, `bench/ingest-cpu.ts`.
  */
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';

@@ -103,6 +103,12 @@ interface CachedUrl {
 }
 
 type OkUrl = Extract<NormalisedUrl, { ok: true }>;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface CachedAgent {
+  readonly agent: UserAgentInfo;
+  readonly part: Buffer;
+}
 
 interface CachedOrigin {
   readonly origin: Attribution;
@@ -183,16 +189,18 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     }
     return cached;
   };
-  const parseUserAgent = createUserAgentParser({ cacheSize: PARSE_CACHE_SIZE });
-  // Parse results are shared objects, cached by the parser: their encoded part lives as long as they do.
-  const agentParts = new WeakMap<UserAgentInfo, Buffer>();
-  const agentPartOf = (agent: UserAgentInfo): Buffer => {
-    let part = agentParts.get(agent);
-    if (part === undefined) {
-      part = agentPart(agent);
-      agentParts.set(agent, part);
+  // User agents repeat: parse results are cached here, by the whole string, with their part of
+  // the record (the parser's own cache is off, so each string is looked up once per event).
+  const parseUserAgent = createUserAgentParser({ cacheSize: 0 });
+  const agentCache = new LruCache<string, CachedAgent>(PARSE_CACHE_SIZE);
+  const agentOf = (userAgent: string): CachedAgent => {
+    let cached = agentCache.get(userAgent);
+    if (cached === undefined) {
+      const agent = parseUserAgent(userAgent);
+      cached = { agent, part: agentPart(agent) };
+      agentCache.set(userAgent, cached);
     }
-    return part;
+    return cached;
   };
   // Memoised with its encoded part of the record.
   const visitorOf = createVisitorIdHasher(config.visitorSecret, VISITOR_CACHE_SIZE, (id) => ({ id, part: visitorPart(id) }));
@@ -272,9 +280,9 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const country = ctx.country !== undefined && COUNTRY.test(ctx.country) ? ctx.country.toUpperCase() : null;
 
     const batch: PendingAppend = { durable: false, promise: undefined };
-    // Filled in per event; one object for the call, as the writer only reads it while writing.
     if (receivedAt !== receivedAtBytes.ms) receivedAtBytes = { ms: receivedAt, bytes: receivedAtPart(receivedAt) };
-    const parts: { -readonly [K in keyof RecordParts]: RecordParts[K] } = {
+    // Filled in per event; one object for the call, as the writer only reads it while writing.
+    const parts: Mutable<RecordParts> = {
       page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtBytes.bytes,
     };
     const records: LogRecord[] = [];
@@ -342,7 +350,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
           clamped++;
         }
         const userAgent = e.userAgent ?? ctx.userAgent ?? '';
-        const agent = parseUserAgent(userAgent);
+        const { agent, part: agentBytes } = agentOf(userAgent);
         const utm = mergeUtm(e, url.utm);
         const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, url, e.referrer) : attributeNow(e.referrer, url, utm);
         const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
@@ -378,7 +386,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         };
         parts.page = page.part;
         parts.origin = originBytes;
-        parts.agent = agentPartOf(agent);
+        parts.agent = agentBytes;
         parts.visitor = visitor.part;
         const start = writer.length;
         writeEventRecord(writer, enriched, parts);

@@ -41,10 +41,11 @@ interface KnownKey {
  */
 class Segment {
   length = 0;
-  readonly keys: string[] = [];
-  readonly headers: Array<Headers | undefined> = [];
+  // Allocated at full size once, rather than grown (and copied) by pushes.
+  readonly keys = new Array<string>(SEGMENT_RECORDS);
+  readonly headers = new Array<Headers | undefined>(SEGMENT_RECORDS);
   /** Per record, the buffer holding its value (an arena, or its own copy) and the value's bounds in it. */
-  readonly buffers: Buffer[] = [];
+  readonly buffers = new Array<Buffer>(SEGMENT_RECORDS);
   readonly times = new Float64Array(SEGMENT_RECORDS);
   readonly starts = new Int32Array(SEGMENT_RECORDS);
   readonly ends = new Int32Array(SEGMENT_RECORDS);
@@ -107,9 +108,9 @@ class Partition {
     }
     r.value.copy(buffer, start);
     const i = segment.length++;
-    segment.keys.push(key);
-    segment.headers.push(r.headers);
-    segment.buffers.push(buffer);
+    segment.keys[i] = key;
+    segment.headers[i] = r.headers;
+    segment.buffers[i] = buffer;
     segment.times[i] = r.timestampMs;
     segment.starts[i] = start;
     segment.ends[i] = start + n;
