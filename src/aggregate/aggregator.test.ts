@@ -13,6 +13,7 @@ import { Aggregator } from './aggregator.js';
 import { HyperLogLog, STANDARD_ERROR } from './hyperloglog.js';
 import { MINUTE_MS } from './minute-windows.js';
 import type { MinuteRollup, RollupStore } from './rollup-store.js';
+import { rng as prng } from '../demo/demo-traffic.js';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
 const SITES = ['site-a', 'site-b', 'site-c', 'site-d', 'site-e'];
@@ -21,17 +22,6 @@ const SOURCES = ['Direct / None', 'Google', 'Facebook', 'Newsletter', 'Bing', 'n
 
 /** What the aggregator reads of an EnrichedEvent (the rest of the record is ingest's business). */
 type TestEvent = Pick<EnrichedEvent, 'v' | 'id' | 'site' | 'type' | 'name' | 'ts' | 'path' | 'source' | 'visitorId' | 'bot'>;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function visitorId(site: string, n: number): string {
   // 32 hex chars, as ingest's keyed hash.

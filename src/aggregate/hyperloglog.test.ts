@@ -1,17 +1,6 @@
 import { expect } from 'chai';
 import { HyperLogLog, HyperLogLogFormatError, REGISTERS, STANDARD_ERROR } from './hyperloglog.js';
-
-/** Deterministic pseudo-random numbers (mulberry32) so every run checks the same sets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng as prng } from '../demo/demo-traffic.js';
 
 /** Visitor ids as ingest makes them: 32 hex chars of a keyed hash. */
 function hexIds(n: number, seed: number): string[] {
