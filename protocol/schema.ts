@@ -23,6 +23,26 @@ export const SiteId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Z
 /** Milliseconds since the Unix epoch, UTC. */
 export const EpochMs = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
 
+/**
+ * A goal: a pageview whose path matches `page` (a glob: `*` matches within a path segment,
+ * `**` across segments), or a custom event named `event`, optionally with `props` all equal.
+ * Goals are evaluated at query time over the rollups, so a new goal applies to history too.
+ */
+export const Goal = Type.Object({
+  name: Str(120, 1),
+  page: Type.Optional(Str(LIMITS.maxUrlLength, 1)),
+  event: Type.Optional(Str(120, 1)),
+  props: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: LIMITS.maxPropKeyLength }), Type.String({ maxLength: LIMITS.maxPropValueLength }), { maxProperties: 5 })),
+}, { additionalProperties: false });
+export type Goal = Static<typeof Goal>;
+
+export const SiteSettings = Type.Object({
+  /** IANA time zone name; the query default for the site. */
+  timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  goals: Type.Optional(Type.Array(Goal, { maxItems: 100 })),
+}, { additionalProperties: false });
+export type SiteSettings = Static<typeof SiteSettings>;
+
 export const PropValue = Type.Union([Type.String({ maxLength: LIMITS.maxPropValueLength }), Type.Number(), Type.Boolean()]);
 
 /** One analytics event as a source sends it. */

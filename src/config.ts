@@ -4,6 +4,7 @@
  * Unknown keys and bad values stop start-up with a message naming the key.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { SiteId, SiteSettings } from '../protocol/schema.js';
 import { compileValidator } from '../protocol/validate.js';
 
 const port = (def: number) => Type.Integer({ minimum: 0, maximum: 65535, default: def });
@@ -44,7 +45,27 @@ export const ConfigSchema = Type.Object({
     /** Ids remembered for duplicate detection at the gateway (per process). */
     dedupCacheSize: Type.Integer({ minimum: 0, default: 200_000 }),
     keepQueryParams: Type.Array(Type.String(), { default: [] }),
+    /**
+     * An offline GeoIP database file the operator provides (nothing is downloaded): country,
+     * region and city from the client address when the edge sent no geo hint. Empty: none.
+     */
+    geoDatabasePath: Type.String({ default: '' }),
   }, { default: {}, additionalProperties: false }),
+  /** Rollup tiers: one-minute base buckets (UTC) and coarser ones, each kept this many days. */
+  rollups: Type.Object({
+    minuteRetentionDays: Type.Integer({ minimum: 1, default: 35 }),
+    quarterRetentionDays: Type.Integer({ minimum: 1, default: 400 }),
+    hourRetentionDays: Type.Integer({ minimum: 1, default: 800 }),
+    dayRetentionDays: Type.Integer({ minimum: 1, default: 3660 }),
+  }, { default: {}, additionalProperties: false }),
+  query: Type.Object({
+    /** Time zone of a site without one of its own (IANA name). */
+    defaultTimeZone: Type.String({ minLength: 1, default: 'UTC' }),
+    /** Filtered queries scan the raw archive; beyond this many events they fail with QUERY_TOO_LARGE. */
+    maxRawScanEvents: Type.Integer({ minimum: 1, default: 2_000_000 }),
+  }, { default: {}, additionalProperties: false }),
+  /** Per-site settings until sites live in the account store: time zone and goals. */
+  sites: Type.Record(SiteId, SiteSettings, { default: {} }),
   aggregate: Type.Object({
     /** How far behind the newest event time the watermark trails. */
     maxOutOfOrderMs: Type.Integer({ minimum: 0, default: 5_000 }),
@@ -55,7 +76,14 @@ export const ConfigSchema = Type.Object({
     /** How often open buckets are written to the rollup store. */
     flushIntervalMs: Type.Integer({ minimum: 10, default: 1_000 }),
     /** Distinct values kept per bucket per breakdown before the rest go to "(other)". */
-    maxBreakdownKeys: Type.Integer({ minimum: 1, default: 100 }),
+    maxBreakdownKeys: Type.Integer({ minimum: 1, default: 200 }),
+    /** A visitor's event this long or longer after their previous one starts a new visit (session). */
+    sessionTimeoutMs: Type.Integer({ minimum: 60_000, default: 30 * 60_000 }),
+    /**
+     * How often a partition checkpoints its session state and commits its offset. Rows are
+     * still written every flushIntervalMs; a restart replays from the last checkpoint.
+     */
+    checkpointIntervalMs: Type.Integer({ minimum: 10, default: 30_000 }),
     groupId: Type.String({ default: 'sluice-aggregate-v1' }),
   }, { default: {}, additionalProperties: false }),
   eventLog: Type.Object({
@@ -113,8 +141,10 @@ function envName(path: readonly string[]): string {
   return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
-function leafKind(schema: TSchema): 'number' | 'boolean' | 'array' | 'string' {
+function leafKind(schema: TSchema): 'number' | 'boolean' | 'array' | 'string' | 'json' {
   const t = (schema as { type?: unknown }).type;
+  // A record (an object without fixed keys, such as `sites`) is given whole, as JSON.
+  if (t === 'object') return 'json';
   if (t === 'integer' || t === 'number') return 'number';
   if (t === 'boolean') return 'boolean';
   if (t === 'array') return 'array';
@@ -168,6 +198,13 @@ function fromEnv(schema: TSchema, env: Readonly<Record<string, string | undefine
         break;
       case 'array':
         out[k] = raw.split(/[\s;]+/).filter(Boolean);
+        break;
+      case 'json':
+        try {
+          out[k] = JSON.parse(raw) as unknown;
+        } catch {
+          throw new ConfigError(`${envName(subPath)}: not valid JSON`);
+        }
         break;
       default:
         out[k] = raw;

@@ -1,36 +1,31 @@
 /**
- * RollupStore: absolute per-minute rollups, one row per (site, UTC minute bucket).
+ * RollupStore: absolute rollups, one row per (site, tier, UTC bucket) — see rollup.ts for what
+ * a row holds — plus the aggregator's per-partition watermarks and session checkpoints.
  * Real implementation: Cassandra (adapters/cassandra); embedded: adapters/memory.
  *
  * Contract (test/contract/rollup-store.contract.ts):
  * - `upsert` replaces whole rows: writing the same row twice is the same as writing it once,
  *   and a later write of a row wins (rows are absolute values, never increments);
- * - `read` returns the rows of one site with from <= bucketMs < to, ordered by bucketMs;
+ * - `read` returns the rows of one site and tier with from <= bucketMs < to, ordered by bucketMs;
+ * - rows expire after their tier's retention, counted from the bucket's time;
  * - a site never sees another site's rows;
- * - watermarks are per event-log partition and only move forward.
+ * - watermarks are per event-log partition and only move forward;
+ * - a checkpoint is stored whole under (partition, id) and read back byte for byte; any size.
  */
-export interface MinuteRollup {
-  readonly site: string;
-  /** Start of the UTC minute, ms since epoch. */
-  readonly bucketMs: number;
-  readonly pageviews: number;
-  readonly events: number;
-  /** HyperLogLog registers of the bucket's visitors (see aggregate/hyperloglog.ts). */
-  readonly visitors: Uint8Array;
-  /** Pageviews by path, capped; the rest are under OTHER_KEY. */
-  readonly pages: Readonly<Record<string, number>>;
-  /** Pageviews by referrer source, capped; the rest are under OTHER_KEY. */
-  readonly sources: Readonly<Record<string, number>>;
-}
+import type { Rollup, Tier } from './rollup.js';
 
-export const OTHER_KEY = '(other)';
+export type { Rollup, Tier } from './rollup.js';
+export { OTHER_KEY } from './rollup.js';
 
 export interface RollupStore {
-  upsert(rows: readonly MinuteRollup[]): Promise<void>;
-  read(site: string, fromMs: number, toMs: number): Promise<MinuteRollup[]>;
+  upsert(rows: readonly Rollup[]): Promise<void>;
+  read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]>;
   /** Record that every bucket ending at or before `watermarkMs` is final for a partition. */
   setWatermark(partition: number, watermarkMs: number): Promise<void>;
   /** The lowest partition watermark: buckets ending at or before it are final everywhere. */
   watermark(): Promise<number | null>;
+  /** Aggregator session state of a partition as of a commit (aggregator.ts); kept a few days. */
+  saveCheckpoint(partition: number, id: string, data: Uint8Array): Promise<void>;
+  loadCheckpoint(partition: number, id: string): Promise<Uint8Array | null>;
   close(): Promise<void>;
 }
