@@ -53,6 +53,10 @@ export interface EnrichedEvent {
   readonly revenue: { readonly amount: number; readonly currency: string } | null;
   /** Keyed hash (32 hex chars) of the visitor, rotating daily: never reversible to an IP or a client id (visitor-id.ts). */
   readonly visitorId: string;
-  /** Country code from an edge geo hint, when one was given. */
+  /** ISO 3166-1 alpha-2 country code: from the edge's geo hint, else the operator's GeoIP database; null when neither tells. */
   readonly country: string | null;
+  /** Region (ISO 3166-2 subdivision code such as 'US-CA', or its name when no code is known), same sources. */
+  readonly region: string | null;
+  /** City name, same sources. */
+  readonly city: string | null;
 }
