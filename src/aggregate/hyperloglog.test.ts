@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { HyperLogLog, HyperLogLogFormatError, REGISTERS, STANDARD_ERROR } from './hyperloglog.js';
+import { HyperLogLog, HyperLogLogFormatError, PRECISION, REGISTERS, STANDARD_ERROR, standardErrorOf } from './hyperloglog.js';
+import { DIMENSION_SKETCH_PRECISION } from './rollup.js';
 import { rng as prng } from '../demo/demo-traffic.js';
 
 /** Visitor ids as ingest makes them: 32 hex chars of a keyed hash. */
@@ -11,8 +12,8 @@ function hexIds(n: number, seed: number): string[] {
 
 const plainIds = (n: number, prefix = 'visitor-') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
-function sketchOf(values: Iterable<string>): HyperLogLog {
-  const h = HyperLogLog.empty();
+function sketchOf(values: Iterable<string>, precision?: number): HyperLogLog {
+  const h = HyperLogLog.empty(precision);
   for (const v of values) h.add(v);
   return h;
 }
@@ -126,7 +127,9 @@ describe('HyperLogLog', () => {
         ['header only', new Uint8Array([1, 1])],
         ['unknown version', edited(sparse, 0, 9)],
         ['unknown format', edited(sparse, 1, 7)],
-        ['other precision', edited(sparse, 2, 12)],
+        ['precision too small', edited(sparse, 2, 3)],
+        ['precision too large', edited(sparse, 2, 19)],
+        ['dense of another precision', edited(dense, 2, 13)],
         ['truncated sparse', sparse.slice(0, sparse.length - 1)],
         ['trailing bytes', Uint8Array.from([...sparse, 0])],
         ['count too large', Uint8Array.from([1, 1, 14, 0xff, 0xff, 0x03])],
@@ -154,6 +157,63 @@ describe('HyperLogLog', () => {
           expect(e).to.be.instanceOf(HyperLogLogFormatError);
         }
       }
+    });
+  });
+
+  describe('precision', () => {
+    const P = DIMENSION_SKETCH_PRECISION;
+
+    it('defaults to 14 and writes the precision in its header', () => {
+      expect(HyperLogLog.empty().precision).to.equal(PRECISION);
+      expect(HyperLogLog.empty().toBytes()[2]).to.equal(14);
+      const small = sketchOf(hexIds(10, 1), P);
+      expect(small.precision).to.equal(P);
+      expect(small.toBytes()[2]).to.equal(P);
+      expect(HyperLogLog.fromBytes(small.toBytes()).precision).to.equal(P);
+    });
+
+    it('refuses precisions outside [4, 18]', () => {
+      for (const p of [0, 3, 19, 11.5, Number.NaN]) expect(() => HyperLogLog.empty(p), String(p)).to.throw(RangeError);
+    });
+
+    it(`at p = ${P} goes dense at 512 pairs into 2048 registers and stays within 3 standard errors`, function () {
+      this.timeout(60_000);
+      const sparse = sketchOf(hexIds(400, 21), P);
+      expect(sparse.toBytes()[1]).to.equal(1);
+      expect(Math.abs(sparse.count() - 400)).to.be.at.most(1);
+      const dense = sketchOf(hexIds(600, 22), P);
+      expect(dense.toBytes().length).to.equal(3 + 2048);
+      for (const n of [1_000, 20_000, 200_000]) {
+        const estimate = sketchOf(hexIds(n, n), P).count();
+        expect(Math.abs(estimate - n) / n, `${n}: ${estimate}`).to.be.at.most(3 * standardErrorOf(P));
+      }
+    });
+
+    it(`at p = ${P} merges into the sketch of the union and round-trips dense blobs`, () => {
+      const a = hexIds(700, 23);
+      const b = plainIds(300);
+      const merged = sketchOf(a, P).merge(sketchOf(b, P));
+      expect(bytesOf(merged)).to.equal(bytesOf(sketchOf([...a, ...b], P)));
+      expect(bytesOf(HyperLogLog.fromBytes(merged.toBytes(), P))).to.equal(bytesOf(merged));
+    });
+
+    it('refuses to merge sketches of different precisions, leaving both unchanged', () => {
+      const big = sketchOf(hexIds(50, 24));
+      const small = sketchOf(hexIds(50, 25), P);
+      const [bigBefore, smallBefore] = [bytesOf(big), bytesOf(small)];
+      expect(() => big.merge(small)).to.throw(RangeError, /precision 11 into one of precision 14/);
+      expect(() => small.merge(big)).to.throw(RangeError);
+      expect([bytesOf(big), bytesOf(small)]).to.deep.equal([bigBefore, smallBefore]);
+    });
+
+    it('rejects a blob of another precision than the one expected', () => {
+      expect(() => HyperLogLog.fromBytes(sketchOf(hexIds(5, 26), P).toBytes(), 14)).to.throw(HyperLogLogFormatError, /precision 11, expected 14/);
+      expect(HyperLogLog.fromBytes(sketchOf(hexIds(5, 26)).toBytes(), 14).precision).to.equal(14);
+    });
+
+    it('keeps p = 14 bytes as they were: header [1, format, 14], 16384 dense registers', () => {
+      expect(Array.from(HyperLogLog.empty().toBytes())).to.deep.equal([1, 1, 14, 0]);
+      expect(sketchOf(hexIds(10_000, 27)).toBytes().length).to.equal(3 + REGISTERS);
     });
   });
 });

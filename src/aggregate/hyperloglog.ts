@@ -5,7 +5,11 @@
  * them across buckets, processes and releases: the serialisation must be byte-stable, versioned
  * and validated, and the npm HLL packages are unmaintained and define no such format.
  *
- * Precision p = 14: m = 16384 registers, standard error 1.04/√m ≈ 0.81%.
+ * Precision: p = 14 by default (m = 16384 registers, standard error 1.04/√m ≈ 0.81%), the
+ * bucket-level sketch; smaller precisions (MIN_PRECISION..MAX_PRECISION) bound the size of the
+ * many per-dimension-value sketches (rollup.ts DIMENSION_SKETCH_PRECISION = 11: 2048 registers,
+ * ≈ 2.3%). A sketch's precision is carried in its bytes; sketches of different precisions are
+ * never merged (merge throws): folding one into the other would silently change the error.
  *
  * Hash: 64 bits per value. Visitor ids are already keyed hashes in hex (HMAC output, uniformly
  * distributed), so when a value starts with 16 hex digits those 64 bits are used directly;
@@ -17,34 +21,72 @@
  * - sparse, for small cardinalities (most minute buckets see few visitors): a sorted list of
  *   (index, rho) pairs at the higher precision p' = 25, counted by linear counting over 2^25
  *   slots; collisions are so rare there that counts of a few thousand are exact or off by one;
- * - dense, past SPARSE_MAX_ENTRIES pairs: one byte per register (values ≤ 51), counted with
+ * - dense, past 2^p / 4 pairs: one byte per register (values ≤ 65 − p), counted with
  *   Ertl's improved estimator ("New cardinality estimation algorithms for HyperLogLog
  *   sketches", 2017, also used by Redis), which corrects the raw estimator's bias over the
  *   whole range analytically: its σ term plays the part of linear counting while registers are
  *   still empty, without HLL++'s empirical bias tables.
  * The representation is a function of the set of hashes alone (sparse while at most
- * SPARSE_MAX_ENTRIES distinct p'-indexes), so adding, merging and round-tripping the same set
+ * 2^p / 4 distinct p'-indexes), so adding, merging and round-tripping the same set
  * always give the same bytes.
  *
  * Byte format (all versions must stay readable):
- *   [VERSION=1, format, p=14] then
+ *   [VERSION=1, format, p] then
  *   format 1 (sparse): varint count, then count varints: deltas of (index' << 6 | rho'), strictly increasing by index';
- *   format 2 (dense):  16384 register bytes.
+ *   format 2 (dense):  2^p register bytes.
+ * Sparse pairs are at p' = 25 whatever p is; p only decides the dense registers (and when the
+ * sketch turns dense). Sketches written before precisions were configurable are all p = 14.
  */
 
+/** The default precision: the bucket-level visitor sketch. */
 export const PRECISION = 14;
+export const MIN_PRECISION = 4;
+export const MAX_PRECISION = 18;
+/** Registers at the default precision. */
 export const REGISTERS = 1 << PRECISION;
-/** Relative standard error of a dense estimate: 1.04/√m. */
+/** Relative standard error of a dense estimate at the default precision: 1.04/√m. */
 export const STANDARD_ERROR = 1.04 / Math.sqrt(REGISTERS);
+
+/** Relative standard error of a dense estimate at precision p: 1.04/√(2^p). */
+export function standardErrorOf(precision: number): number {
+  checkPrecision(precision);
+  return 1.04 / Math.sqrt(2 ** precision);
+}
 
 const SPARSE_PRECISION = 25;
 const SPARSE_SLOTS = 2 ** SPARSE_PRECISION;
-const MAX_RHO = 64 - PRECISION + 1;
 const SPARSE_MAX_RHO = 64 - SPARSE_PRECISION + 1;
-/** Bits of the sparse index below the dense index: they are the first bits of the dense rho's word. */
-const EXTRA_BITS = SPARSE_PRECISION - PRECISION;
-/** At this size a sparse blob (~3 bytes a pair) nears the dense one, and inserts get slow. */
-const SPARSE_MAX_ENTRIES = REGISTERS / 4;
+
+/** What depends on the precision, computed once per precision. */
+interface Shape {
+  readonly p: number;
+  readonly registers: number;
+  /** Largest register value: 64 - p + 1. */
+  readonly maxRho: number;
+  /** Bits of the sparse index below the dense index: they are the first bits of the dense rho's word. */
+  readonly extraBits: number;
+  /** At this size a sparse blob (~3 bytes a pair) nears the dense one, and inserts get slow. */
+  readonly sparseMaxEntries: number;
+}
+
+const SHAPES = new Map<number, Shape>();
+
+function shapeOf(p: number): Shape {
+  let shape = SHAPES.get(p);
+  if (!shape) {
+    checkPrecision(p);
+    const registers = 1 << p;
+    shape = { p, registers, maxRho: 64 - p + 1, extraBits: SPARSE_PRECISION - p, sparseMaxEntries: registers / 4 };
+    SHAPES.set(p, shape);
+  }
+  return shape;
+}
+
+function checkPrecision(p: number): void {
+  if (!Number.isInteger(p) || p < MIN_PRECISION || p > MAX_PRECISION) {
+    throw new RangeError(`HyperLogLog precision must be an integer in [${MIN_PRECISION}, ${MAX_PRECISION}], got ${p}`);
+  }
+}
 
 const VERSION = 1;
 const FORMAT_SPARSE = 1;
@@ -91,11 +133,11 @@ const entryIndex = (entry: number) => entry >>> 6;
 const entryRho = (entry: number) => entry & 63;
 
 /** Apply a sparse pair to dense registers: the same (index, rho) a dense add of that hash gives. */
-function applyToDense(registers: Uint8Array, entry: number): void {
+function applyToDense(registers: Uint8Array, extraBits: number, entry: number): void {
   const index = entryIndex(entry);
-  const extra = index & ((1 << EXTRA_BITS) - 1);
-  const rho = extra !== 0 ? Math.clz32(extra) - (32 - EXTRA_BITS) + 1 : EXTRA_BITS + entryRho(entry);
-  const r = index >>> EXTRA_BITS;
+  const extra = index & ((1 << extraBits) - 1);
+  const rho = extra !== 0 ? Math.clz32(extra) - (32 - extraBits) + 1 : extraBits + entryRho(entry);
+  const r = index >>> extraBits;
   if (rho > registers[r]!) registers[r] = rho;
 }
 
@@ -156,31 +198,39 @@ export class HyperLogLog {
   private sparse: number[] | null;
   private dense: Uint8Array | null;
 
-  private constructor(sparse: number[] | null, dense: Uint8Array | null) {
+  private constructor(private readonly shape: Shape, sparse: number[] | null, dense: Uint8Array | null) {
     this.sparse = sparse;
     this.dense = dense;
   }
 
-  static empty(): HyperLogLog {
-    return new HyperLogLog([], null);
+  /** An empty sketch of `precision` (default PRECISION = 14); RangeError outside MIN..MAX_PRECISION. */
+  static empty(precision: number = PRECISION): HyperLogLog {
+    return new HyperLogLog(shapeOf(precision), [], null);
   }
 
-  /** Parse a blob written by `toBytes`; throws HyperLogLogFormatError on anything malformed. */
-  static fromBytes(bytes: Uint8Array): HyperLogLog {
+  /**
+   * Parse a blob written by `toBytes`, of whatever precision it carries; throws
+   * HyperLogLogFormatError on anything malformed, and when `expectedPrecision` is given and the
+   * blob has another.
+   */
+  static fromBytes(bytes: Uint8Array, expectedPrecision?: number): HyperLogLog {
     if (bytes.length < HEADER_BYTES) throw new HyperLogLogFormatError(`sketch of ${bytes.length} bytes is shorter than its header`);
     if (bytes[0] !== VERSION) throw new HyperLogLogFormatError(`unknown sketch version ${bytes[0]}`);
-    if (bytes[2] !== PRECISION) throw new HyperLogLogFormatError(`sketch precision ${bytes[2]}, expected ${PRECISION}`);
+    const p = bytes[2]!;
+    if (p < MIN_PRECISION || p > MAX_PRECISION) throw new HyperLogLogFormatError(`sketch precision ${p} outside [${MIN_PRECISION}, ${MAX_PRECISION}]`);
+    if (expectedPrecision !== undefined && p !== expectedPrecision) throw new HyperLogLogFormatError(`sketch precision ${p}, expected ${expectedPrecision}`);
+    const shape = shapeOf(p);
     if (bytes[1] === FORMAT_DENSE) {
-      if (bytes.length !== HEADER_BYTES + REGISTERS) {
-        throw new HyperLogLogFormatError(`dense sketch of ${bytes.length} bytes, expected ${HEADER_BYTES + REGISTERS}`);
+      if (bytes.length !== HEADER_BYTES + shape.registers) {
+        throw new HyperLogLogFormatError(`dense sketch of ${bytes.length} bytes, expected ${HEADER_BYTES + shape.registers}`);
       }
       // A copy, never a view: a Buffer's slice shares memory, and merging must not write into the caller's blob.
-      const registers = new Uint8Array(REGISTERS);
+      const registers = new Uint8Array(shape.registers);
       registers.set(bytes.subarray(HEADER_BYTES));
-      for (let i = 0; i < REGISTERS; i++) {
-        if (registers[i]! > MAX_RHO) throw new HyperLogLogFormatError(`register ${i} holds ${registers[i]}, above ${MAX_RHO}`);
+      for (let i = 0; i < shape.registers; i++) {
+        if (registers[i]! > shape.maxRho) throw new HyperLogLogFormatError(`register ${i} holds ${registers[i]}, above ${shape.maxRho}`);
       }
-      return new HyperLogLog(null, registers);
+      return new HyperLogLog(shape, null, registers);
     }
     if (bytes[1] !== FORMAT_SPARSE) throw new HyperLogLogFormatError(`unknown sketch format ${bytes[1]}`);
 
@@ -196,7 +246,9 @@ export class HyperLogLog {
       throw new HyperLogLogFormatError('varint longer than 5 bytes');
     };
     const count = readVarint();
-    if (count > SPARSE_MAX_ENTRIES) throw new HyperLogLogFormatError(`sparse sketch of ${count} pairs, at most ${SPARSE_MAX_ENTRIES}`);
+    if (count > shape.sparseMaxEntries) throw new HyperLogLogFormatError(`sparse sketch of ${count} pairs, at most ${shape.sparseMaxEntries}`);
+    // Each pair takes at least one byte: refuse a count the blob cannot hold before allocating for it.
+    if (count > bytes.length - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
     const entries: number[] = new Array<number>(count);
     let entry = 0;
     let lastIndex = -1;
@@ -211,14 +263,19 @@ export class HyperLogLog {
       lastIndex = index;
     }
     if (pos !== bytes.length) throw new HyperLogLogFormatError(`${bytes.length - pos} trailing bytes after sparse sketch`);
-    return new HyperLogLog(entries, null);
+    return new HyperLogLog(shape, entries, null);
+  }
+
+  /** The sketch's precision p (2^p dense registers). */
+  get precision(): number {
+    return this.shape.p;
   }
 
   add(value: string): void {
     const [hi, lo] = hash64(value);
     const entry = sparseEntry(hi, lo);
     if (this.dense) {
-      applyToDense(this.dense, entry);
+      applyToDense(this.dense, this.shape.extraBits, entry);
       return;
     }
     const sparse = this.sparse!;
@@ -228,24 +285,29 @@ export class HyperLogLog {
       return;
     }
     sparse.splice(-at - 1, 0, entry);
-    if (sparse.length > SPARSE_MAX_ENTRIES) this.toDense();
+    if (sparse.length > this.shape.sparseMaxEntries) this.toDense();
   }
 
   /**
    * Register-wise max of `other` into this sketch: commutative, associative and idempotent, so
    * the union of buckets does not depend on the order or number of times they are merged.
+   * Throws RangeError when the precisions differ (nothing is changed then).
    */
   merge(other: HyperLogLog): this {
+    if (other.shape !== this.shape) {
+      throw new RangeError(`cannot merge a HyperLogLog of precision ${other.shape.p} into one of precision ${this.shape.p}`);
+    }
+    const extraBits = this.shape.extraBits;
     if (other.dense) {
       if (!this.dense) this.toDense();
       const mine = this.dense!;
       const theirs = other.dense;
-      for (let i = 0; i < REGISTERS; i++) if (theirs[i]! > mine[i]!) mine[i] = theirs[i]!;
+      for (let i = 0; i < mine.length; i++) if (theirs[i]! > mine[i]!) mine[i] = theirs[i]!;
       return this;
     }
     const theirs = other.sparse!;
     if (this.dense) {
-      for (const e of theirs) applyToDense(this.dense, e);
+      for (const e of theirs) applyToDense(this.dense, extraBits, e);
       return this;
     }
     const mine = this.sparse!;
@@ -268,7 +330,7 @@ export class HyperLogLog {
       }
     }
     this.sparse = merged;
-    if (merged.length > SPARSE_MAX_ENTRIES) this.toDense();
+    if (merged.length > this.shape.sparseMaxEntries) this.toDense();
     return this;
   }
 
@@ -278,28 +340,30 @@ export class HyperLogLog {
       const empty = SPARSE_SLOTS - this.sparse.length;
       return Math.round(SPARSE_SLOTS * Math.log(SPARSE_SLOTS / empty));
     }
-    const histogram = new Array<number>(MAX_RHO + 1).fill(0);
+    const { registers: m, maxRho } = this.shape;
+    const histogram = new Array<number>(maxRho + 1).fill(0);
     for (const r of this.dense!) histogram[r]!++;
-    const q = MAX_RHO - 1;
-    let z = REGISTERS * tau(1 - histogram[q + 1]! / REGISTERS);
+    const q = maxRho - 1;
+    let z = m * tau(1 - histogram[q + 1]! / m);
     for (let k = q; k >= 1; k--) z = 0.5 * (z + histogram[k]!);
-    z += REGISTERS * sigma(histogram[0]! / REGISTERS);
-    return Math.round((REGISTERS * REGISTERS) / (2 * Math.LN2 * z));
+    z += m * sigma(histogram[0]! / m);
+    return Math.round((m * m) / (2 * Math.LN2 * z));
   }
 
   clone(): HyperLogLog {
-    return new HyperLogLog(this.sparse ? [...this.sparse] : null, this.dense ? new Uint8Array(this.dense) : null);
+    return new HyperLogLog(this.shape, this.sparse ? [...this.sparse] : null, this.dense ? new Uint8Array(this.dense) : null);
   }
 
   toBytes(): Uint8Array {
+    const p = this.shape.p;
     if (this.dense) {
-      const out = new Uint8Array(HEADER_BYTES + REGISTERS);
-      out.set([VERSION, FORMAT_DENSE, PRECISION]);
+      const out = new Uint8Array(HEADER_BYTES + this.dense.length);
+      out.set([VERSION, FORMAT_DENSE, p]);
       out.set(this.dense, HEADER_BYTES);
       return out;
     }
     const sparse = this.sparse!;
-    const out: number[] = [VERSION, FORMAT_SPARSE, PRECISION];
+    const out: number[] = [VERSION, FORMAT_SPARSE, p];
     writeVarint(out, sparse.length);
     let prev = 0;
     for (const e of sparse) {
@@ -310,8 +374,8 @@ export class HyperLogLog {
   }
 
   private toDense(): void {
-    const registers = new Uint8Array(REGISTERS);
-    for (const e of this.sparse!) applyToDense(registers, e);
+    const registers = new Uint8Array(this.shape.registers);
+    for (const e of this.sparse!) applyToDense(registers, this.shape.extraBits, e);
     this.dense = registers;
     this.sparse = null;
   }
