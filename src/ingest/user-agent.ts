@@ -1,15 +1,31 @@
 /**
- * User agent → browser, OS, device type and a bot flag, with ua-parser-js 1.x.
+ * User agent → browser, OS, device type and a bot flag.
  *
- * Parsing costs tens of microseconds, but a site's traffic comes from a few thousand distinct
- * user agents, so results are kept in a bounded LRU cache keyed by the whole string: the hot
- * path is one Map lookup. Results are frozen and shared between events.
+ * Browser, OS and device come from ua-parser-js 1.x; the bot flag from `isbot`, a maintained,
+ * community-updated crawler list (search engines, SEO and AI crawlers, link unfurlers, uptime
+ * monitors, headless browsers, HTTP libraries such as curl or python-requests). A bot's
+ * events are still stored, with `bot: true`: the aggregator counts them in the rollup's `bots`
+ * and keeps them out of visitor metrics.
+ *
+ * Both parsers cost microseconds (ua-parser-js tens of them), but a site's traffic comes from
+ * a few thousand distinct user agents, so results are kept in a bounded LRU cache keyed by the
+ * whole string (≤ 1024 chars by the wire schema): the hot path is one Map lookup. Results are
+ * frozen and shared between events.
  *
  * Stored values: names as ua-parser-js reports them ('Chrome', 'Mobile Safari', 'Mac OS'…),
  * 'Unknown' when it cannot tell; browser version is the major only ('124'); OS version is at
  * most major.minor ('17.4', '10.15') — patch levels only add cardinality to rollups; '' when
- * unknown.
+ * unknown. Bots get device 'other' so they never inflate the desktop/mobile split.
+ *
+ * A missing, empty or whitespace-only user agent is *not* a bot (browser and OS 'Unknown',
+ * device 'other'). Server and mobile SDKs legitimately send events without one (`userAgent`
+ * is optional on the wire and a TCP connection has no User-Agent header); calling them bots
+ * would silently erase those visitors from every metric, while a browser always sends a user
+ * agent, so treating the absence as human costs almost nothing in bot detection. Any non-blank
+ * string goes to isbot unchanged: it flags, for instance, a single token without spaces
+ * ('xyzzy', 'undici'), which no browser sends.
  */
+import { isBot } from 'isbot';
 import UAParser from 'ua-parser-js';
 import { LruCache } from './lru-cache.js';
 
@@ -28,31 +44,24 @@ export interface UserAgentInfo {
 export type UserAgentParser = (userAgent: string | undefined) => UserAgentInfo;
 
 export interface UserAgentParserOptions {
-  /** Distinct user agents kept parsed; default 10 000 (each entry holds the UA string, ≤ 1 KiB). */
+  /** Distinct user agents kept parsed; default 10 000 (each entry holds the UA string, ≤ 1 KiB); 0 disables the cache. */
   readonly cacheSize?: number;
 }
 
 const UNKNOWN = 'Unknown';
 
-/**
- * A conservative list of tokens that only automated clients send: false positives hide real
- * visitors, so ambiguous tokens stay out ('cubot' is a phone brand, hence the lookbehind).
- * Placeholder until issue 6 replaces it with a maintained crawler list (e.g. the isbot package).
- */
-const BOT_PATTERN = new RegExp([
-  '(?<!cu)bot', 'crawl', 'spider', 'slurp', 'headless', 'lighthouse', 'pagespeed',
-  'facebookexternalhit', 'mediapartners-google', 'google-inspectiontool', 'embedly', 'ia_archiver',
-  'pingdom', 'statuscake', 'phantomjs', 'selenium', 'puppeteer', 'scrapy',
-  'python-requests', 'python-urllib', 'aiohttp', 'libwww-perl', 'apache-httpclient', 'go-http-client',
-  'okhttp', 'node-fetch', 'undici', 'axios/', 'curl/', 'wget/', '^java/',
-].join('|'), 'i');
-
 const EMPTY: UserAgentInfo = Object.freeze({
   browser: UNKNOWN, browserVersion: '', os: UNKNOWN, osVersion: '', device: 'other', bot: false,
 });
 
-export function isBotUserAgent(userAgent: string): boolean {
-  return BOT_PATTERN.test(userAgent);
+/** True when a blank user agent carries no information (see the module comment). */
+function isBlank(userAgent: string): boolean {
+  return userAgent.trim() === '';
+}
+
+/** Whether `userAgent` is a known bot, crawler or automated client; false when missing or blank. */
+export function isBotUserAgent(userAgent: string | undefined): boolean {
+  return userAgent !== undefined && !isBlank(userAgent) && isBot(userAgent);
 }
 
 function majorMinor(version: string | undefined): string {
@@ -82,9 +91,11 @@ export function createUserAgentParser(options: UserAgentParserOptions = {}): Use
     if (!userAgent) return EMPTY;
     const cached = cache.get(userAgent);
     if (cached) return cached;
+    // Blank strings are not cached: there are arbitrarily many of them and they all mean EMPTY.
+    if (isBlank(userAgent)) return EMPTY;
 
     const r = parser.setUA(userAgent).getResult();
-    const bot = BOT_PATTERN.test(userAgent);
+    const bot = isBot(userAgent);
     const browser = r.browser.name ?? UNKNOWN;
     const os = r.os.name ?? UNKNOWN;
     const info: UserAgentInfo = Object.freeze({
