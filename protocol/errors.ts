@@ -89,6 +89,14 @@ export const ERROR_CATALOG = {
     rsocket: 'INVALID', retryable: false,
     description: 'The query is well-formed but asks for something impossible (for example `to` before `from`, or too many points).',
   },
+  QUERY_TOO_LARGE: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The query would read more than the server allows (a filtered query scans raw events, up to `query.maxRawScanEvents`); narrow the range or drop filters.',
+  },
+  TIME_ZONE_UNKNOWN: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The query names a time zone that is not a known IANA zone name.',
+  },
   OVERLOADED: {
     rsocket: 'REJECTED', retryable: true,
     description: 'The server cannot take this request now (event log full or slow); retry with backoff. Nothing in the rejected request was accepted.',

@@ -7,6 +7,7 @@ import {
   BreakdownRequest, BreakdownResponse, CurrentVisitorsRequest, CurrentVisitorsResponse, IngestAck, IngestBatchRequest, IngestEnvelope, LiveMessage, LiveRequest,
   TimeseriesRequest, TimeseriesResponse, TotalsRequest, TotalsResponse,
 } from './schema.js';
+import { LiveQueryMessage, QueryRequest, QueryResponse } from './query-schema.js';
 
 export type Interaction = 'fireAndForget' | 'requestResponse' | 'requestStream';
 
@@ -24,7 +25,9 @@ export const ROUTES = {
   'query.totals': { interaction: 'requestResponse', request: TotalsRequest, response: TotalsResponse },
   'query.breakdown': { interaction: 'requestResponse', request: BreakdownRequest, response: BreakdownResponse },
   'query.current': { interaction: 'requestResponse', request: CurrentVisitorsRequest, response: CurrentVisitorsResponse },
+  'query.run': { interaction: 'requestResponse', request: QueryRequest, response: QueryResponse },
   'live.metrics': { interaction: 'requestStream', request: LiveRequest, response: LiveMessage },
+  'live.query': { interaction: 'requestStream', request: QueryRequest, response: LiveQueryMessage },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;
