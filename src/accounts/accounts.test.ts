@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { KeyScope } from '../../protocol/admin-schema.js';
 import { MemoryAccountStore } from '../adapters/memory/memory-account-store.js';
 import { SluiceError } from '../errors.js';
 import { Accounts, digestKey, type Principal } from './accounts.js';
@@ -61,7 +62,8 @@ describe('Accounts', () => {
 
   it('refuses keys for another organisation\'s site', async () => {
     await twoTenants();
-    for (const scope of [{ kind: 'ingest', site: 'site-b' }, { kind: 'read', sites: ['site-a', 'site-b'] }] as const) {
+    const scopes: KeyScope[] = [{ kind: 'ingest', site: 'site-b' }, { kind: 'read', sites: ['site-a', 'site-b'] }];
+    for (const scope of scopes) {
       const err = await accounts.createKey({ scope, orgId: 'org-a' }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(SluiceError).and.to.have.property('code', 'ADMIN_INVALID');
     }
