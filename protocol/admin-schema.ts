@@ -71,3 +71,60 @@ export const ApiKeyInfo = Type.Object({
   revokedAt: Type.Union([EpochMs, Type.Null()]),
 }, { additionalProperties: false });
 export type ApiKeyInfo = Static<typeof ApiKeyInfo>;
+
+// ---- Admin route requests and responses (routes.ts `admin.*`) ----
+
+const Empty = Type.Object({}, { additionalProperties: false });
+const OrgRef = Type.Object({ orgId: Id }, { additionalProperties: false });
+const OrgOrDeployment = Type.Union([Id, Type.Null()]);
+
+export const OrgCreateRequest = Type.Object({ name: Name, id: Type.Optional(Id) }, { additionalProperties: false });
+export const OrgListRequest = Empty;
+export const OrgListResponse = Type.Object({ organisations: Type.Array(Organisation) });
+
+export const SiteCreateRequest = Type.Object({
+  orgId: Id, id: SiteId,
+  domains: Type.Optional(Type.Array(Domain, { maxItems: 50 })),
+  timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  goals: Type.Optional(Type.Array(Goal, { maxItems: 100 })),
+  allowedOrigins: Type.Optional(Type.Array(Origin, { maxItems: 50 })),
+  retention: Type.Optional(Retention),
+}, { additionalProperties: false });
+export const SiteUpdateRequest = Type.Object({
+  id: SiteId,
+  domains: Type.Optional(Type.Array(Domain, { maxItems: 50 })),
+  timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  goals: Type.Optional(Type.Array(Goal, { maxItems: 100 })),
+  allowedOrigins: Type.Optional(Type.Array(Origin, { maxItems: 50 })),
+  retention: Type.Optional(Retention),
+}, { additionalProperties: false });
+export const SiteListRequest = OrgRef;
+export const SiteListResponse = Type.Object({ sites: Type.Array(Site) });
+
+export const UserCreateRequest = Type.Object({
+  orgId: Id,
+  email: Type.String({ minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' }),
+  roles: Type.Record(SiteId, Role, { maxProperties: 1000 }),
+}, { additionalProperties: false });
+export const UserListRequest = OrgRef;
+export const UserListResponse = Type.Object({ users: Type.Array(User) });
+
+export const KeyCreateRequest = Type.Object({
+  /** null: a deployment-wide admin key (only a deployment admin may create one). */
+  orgId: OrgOrDeployment,
+  scope: KeyScope,
+  label: Type.Optional(Type.String({ maxLength: 200 })),
+  expiresAt: Type.Optional(Type.Union([EpochMs, Type.Null()])),
+  userId: Type.Optional(Id),
+}, { additionalProperties: false });
+/** The only response that carries a secret: show it once, it cannot be read back. */
+export const KeyCreated = Type.Object({ secret: Type.String(), key: ApiKeyInfo });
+export const KeyListRequest = Type.Object({ orgId: OrgOrDeployment }, { additionalProperties: false });
+export const KeyListResponse = Type.Object({ keys: Type.Array(ApiKeyInfo) });
+export const KeyRef = Type.Object({ id: Id }, { additionalProperties: false });
+
+export type OrgCreateRequest = Static<typeof OrgCreateRequest>;
+export type SiteCreateRequest = Static<typeof SiteCreateRequest>;
+export type SiteUpdateRequest = Static<typeof SiteUpdateRequest>;
+export type UserCreateRequest = Static<typeof UserCreateRequest>;
+export type KeyCreateRequest = Static<typeof KeyCreateRequest>;

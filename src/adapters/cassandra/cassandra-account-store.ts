@@ -10,7 +10,7 @@
 import cassandra from 'cassandra-driver';
 import type { Organisation, Site, User } from '../../../protocol/admin-schema.js';
 import type { AccountStore, StoredKey } from '../../accounts/account-store.js';
-import { checkKeyspace, connectClient, requireTables, type CassandraConnectOptions } from './cassandra-client.js';
+import { checkKeyspace, connectClient, pagedRows, requireTables, type CassandraConnectOptions } from './cassandra-client.js';
 
 /** The tables, as migration statements (migrations.ts applies them under its lease). */
 export const ACCOUNT_TABLES_CQL: readonly string[] = [
@@ -70,8 +70,8 @@ export class CassandraAccountStore implements AccountStore {
 
   private async idsOf(table: string, orgId: string): Promise<string[]> {
     const ids: string[] = [];
-    for await (const row of this.client.stream(`SELECT id FROM ${this.ks}.${table} WHERE org_id = ?`, [orgId], { prepare: true, fetchSize: 1000 })) {
-      ids.push(String((row as cassandra.types.Row).get('id')));
+    for await (const page of pagedRows(this.client, `SELECT id FROM ${this.ks}.${table} WHERE org_id = ?`, [orgId], 1000)) {
+      for (const row of page) ids.push(String(row.get('id')));
     }
     return ids;
   }
@@ -95,8 +95,8 @@ export class CassandraAccountStore implements AccountStore {
 
   async listOrganisations(): Promise<Organisation[]> {
     const out: Organisation[] = [];
-    for await (const row of this.client.stream(`SELECT body FROM ${this.ks}.account_orgs`, [], { prepare: true, fetchSize: 1000 })) {
-      out.push(parse<Organisation>((row as cassandra.types.Row).get('body')));
+    for await (const page of pagedRows(this.client, `SELECT body FROM ${this.ks}.account_orgs`, [], 1000)) {
+      for (const row of page) out.push(parse<Organisation>(row.get('body')));
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
