@@ -6,11 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.js';
+import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli/admin-cli.js';
 import { ConfigError, configKeys, loadConfig } from './config.js';
 import { startDemo } from './demo/run-demo.js';
 import { createLogger } from './log.js';
 
 const HELP = `Usage: sluice [--demo] [--config file.json] [--help]
+       sluice <admin command> (see below)
 
 Starts Sluice in one process on in-memory seams (the embedded default).
   --demo          drive realistic demo traffic and print a live stream of it
@@ -20,13 +22,18 @@ Configuration keys (environment variable, default):
 `;
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (isAdminCommand(argv)) {
+    const status = await runAdminCommand(argv, { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+    process.exit(status);
+  }
   const { values } = parseArgs({
     options: { demo: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help) {
     const lines = configKeys().map((k) => `  ${k.key.padEnd(34)} ${k.env.padEnd(44)} ${JSON.stringify(k.default)}`);
-    process.stdout.write(HELP + lines.join('\n') + '\n');
+    process.stdout.write(HELP + lines.join('\n') + '\n\n' + ADMIN_HELP);
     return;
   }
   let overrides: Record<string, unknown> = {};
