@@ -43,7 +43,12 @@ export const SiteSettings = Type.Object({
 }, { additionalProperties: false });
 export type SiteSettings = Static<typeof SiteSettings>;
 
-export const PropValue = Type.Union([Type.String({ maxLength: LIMITS.maxPropValueLength }), Type.Number(), Type.Boolean()]);
+/** A custom property's value. NUL is refused: rollup cells join name, key and value with it (rollup.ts propKey). */
+export const PropValue = Type.Union([Type.String({ maxLength: LIMITS.maxPropValueLength, pattern: '^[^\\u0000]*$' }), Type.Number(), Type.Boolean()]);
+
+/** Text that becomes a dimension value or part of a cell key: no control characters. */
+const NO_CONTROL = '^[^\\u0000-\\u001F\\u007F]*$';
+const GeoName = Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROL });
 
 /** One analytics event as a source sends it. */
 export const Event = Type.Object({
@@ -51,7 +56,7 @@ export const Event = Type.Object({
   id: Type.Optional(Str(64, 1)),
   type: Type.Union([Type.Literal('pageview'), Type.Literal('event')]),
   /** Custom event name; required when type is `event`. */
-  name: Type.Optional(Str(120, 1)),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 120, pattern: NO_CONTROL })),
   site: SiteId,
   /** Event time in ms since epoch; the server's received time when absent. */
   timestamp: Type.Optional(EpochMs),
@@ -68,7 +73,15 @@ export const Event = Type.Object({
     height: Type.Integer({ minimum: 0, maximum: 100_000 }),
   }, { additionalProperties: false })),
   language: Type.Optional(Str(35)),
-  props: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: LIMITS.maxPropKeyLength }), PropValue, { maxProperties: LIMITS.maxProps })),
+  /**
+   * Custom properties: at most maxProps, names of 1 to maxPropKeyLength characters without
+   * control characters (a pattern, as a Record's key length is not checked otherwise).
+   */
+  props: Type.Optional(Type.Record(
+    Type.String({ pattern: `^[^\\u0000-\\u001F\\u007F]{1,${LIMITS.maxPropKeyLength}}$` }),
+    PropValue,
+    { maxProperties: LIMITS.maxProps, additionalProperties: false },
+  )),
   revenue: Type.Optional(Type.Object({
     amount: Type.Number({ minimum: -1e12, maximum: 1e12 }),
     currency: Type.String({ pattern: '^[A-Z]{3}$' }),
@@ -78,6 +91,18 @@ export const Event = Type.Object({
   /** Server SDKs forward their visitor's user agent and IP; a browser's come from the connection. */
   userAgent: Type.Optional(Str(1024)),
   ip: Type.Optional(Str(45)),
+  /**
+   * Where the visitor is, as the edge knows it (an edge collector, or a server SDK forwarding
+   * its CDN's headers); it wins over the server's GeoIP lookup of the IP. `country` is ISO
+   * 3166-1 alpha-2 ('XX' and 'ZZ' mean unknown); `region` an ISO 3166-2 code ('US-CA'), the
+   * subdivision part alone when `country` is given ('CA'), or a name; `city` a name. A region
+   * code of another country than `country` is refused.
+   */
+  geo: Type.Optional(Type.Object({
+    country: Type.Optional(Type.String({ pattern: '^[A-Za-z]{2}$' })),
+    region: Type.Optional(GeoName),
+    city: Type.Optional(GeoName),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type Event = Static<typeof Event>;
 

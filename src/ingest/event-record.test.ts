@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { EnrichedEvent } from './enriched-event.js';
 import {
-  agentPart, decodeEventRecord, encodeEventRecord, originPart, pagePart, receivedAtPart, visitorPart, writeEventRecord,
+  agentPart, decodeEventObject, decodeEventRecord, encodeEventRecord, geoPart, originPart, pagePart, parseRecordObject,
+  receivedAtPart, RECORD_KEYS, UTM_KEYS, visitorPart, writeEventRecord,
 } from './event-record.js';
 import { JsonBytesWriter } from './json-bytes-writer.js';
 
@@ -15,6 +16,7 @@ const full: EnrichedEvent = {
   browser: 'Chrome', browserVersion: '124', os: 'Mac OS', osVersion: '10.15', device: 'desktop', bot: true,
   screen: { width: 1440, height: 900 }, language: 'fr-fr', props: { plan: 'pro', seats: 3, trial: false, emoji: '🎉' },
   revenue: { amount: 49.5, currency: 'EUR' }, visitorId: '0123456789abcdef0123456789abcdef', country: 'FR',
+  region: 'FR-IDF', city: 'Saint-Denis',
 };
 
 /** Every field that has one at its default. */
@@ -24,6 +26,7 @@ const minimal: EnrichedEvent = {
   utm: { source: null, medium: null, campaign: null, term: null, content: null },
   browser: 'Unknown', browserVersion: '', os: 'Unknown', osVersion: '', device: 'other', bot: false,
   screen: null, language: null, props: {}, revenue: null, visitorId: 'ffffffffffffffffffffffffffffffff', country: null,
+  region: null, city: null,
 };
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -34,9 +37,38 @@ const reasonOf = (value: Buffer) => {
 
 describe('event record', () => {
   it('decodes what it encodes, for every field set and for every field at its default', () => {
-    for (const e of [full, minimal, { ...full, utm: { ...minimal.utm, medium: 'email' }, ts: T + 86_400_000 * 40 }]) {
+    const geoAlone: EnrichedEvent[] = [
+      { ...minimal, country: 'US' }, { ...minimal, region: 'Bavaria' }, { ...minimal, city: 'Zürich' }, { ...minimal, country: 'US', city: 'Austin' },
+    ];
+    for (const e of [full, minimal, { ...full, utm: { ...minimal.utm, medium: 'email' }, ts: T + 86_400_000 * 40 }, ...geoAlone]) {
       expect(decodeEventRecord(encodeEventRecord(e))).to.deep.equal({ ok: true, event: e });
     }
+  });
+
+  it('writes the location as c, rg and ci, each left out when null', () => {
+    expect(JSON.parse(encodeEventRecord(full).toString())).to.include({ c: 'FR', rg: 'FR-IDF', ci: 'Saint-Denis' });
+    const cityOnly = JSON.parse(encodeEventRecord({ ...minimal, city: 'Austin' }).toString()) as Record<string, unknown>;
+    expect(cityOnly.ci).to.equal('Austin');
+    expect(cityOnly).to.not.have.any.keys('c', 'rg');
+  });
+
+  it('uses exactly the keys of RECORD_KEYS, so a reader of single fields can rely on the table', () => {
+    const keys = new Set<string>(Object.values(RECORD_KEYS));
+    const written = JSON.parse(encodeEventRecord(full).toString()) as Record<string, unknown>;
+    expect(Object.keys(written).filter((k) => !keys.has(k))).to.deep.equal([]);
+    // Every key but 'n' (absent for pageviews, present in full) is written for `full`.
+    expect([...keys].filter((k) => !(k in written))).to.deep.equal([]);
+    expect(Object.keys(written[RECORD_KEYS.utm] as object).sort()).to.deep.equal(Object.values(UTM_KEYS).sort());
+  });
+
+  it('decodes a record written before region and city existed, and one already parsed', () => {
+    const before = JSON.parse(encodeEventRecord(full).toString()) as Record<string, unknown>;
+    delete before.rg;
+    delete before.ci;
+    expect(decodeEventRecord(json(before))).to.deep.equal({ ok: true, event: { ...full, region: null, city: null } });
+    const parsed = parseRecordObject(encodeEventRecord(full));
+    expect(typeof parsed).to.equal('object');
+    expect(decodeEventObject(parsed as Record<string, unknown>)).to.deep.equal({ ok: true, event: full });
   });
 
   it('leaves out fields at their default, and is far smaller than version 1', () => {
@@ -54,6 +86,7 @@ describe('event record', () => {
       const w = new JsonBytesWriter(16);
       writeEventRecord(w, e, {
         page: pagePart(e.host, e.path), origin: originPart(e), agent: agentPart(e), visitor: visitorPart(e.visitorId), receivedAt: receivedAtPart(e.receivedAt),
+        geo: geoPart(e),
       });
       expect(w.copy()).to.deep.equal(encodeEventRecord(e));
     }
@@ -61,7 +94,10 @@ describe('event record', () => {
 
   it('writes valid JSON whatever the strings hold', () => {
     const nasty = '"\\\u0000\n\ud800 </script> \u2028';
-    const e: EnrichedEvent = { ...full, id: nasty, site: nasty, name: nasty, title: nasty, path: nasty, source: nasty, language: nasty, props: { [nasty]: nasty } };
+    const e: EnrichedEvent = {
+      ...full, id: nasty, site: nasty, name: nasty, title: nasty, path: nasty, source: nasty, language: nasty, props: { [nasty]: nasty },
+      region: nasty, city: nasty,
+    };
     expect(decodeEventRecord(encodeEventRecord(e))).to.deep.equal({ ok: true, event: e });
   });
 
@@ -70,6 +106,9 @@ describe('event record', () => {
     expect(decodeEventRecord(json(v1))).to.deep.equal({ ok: true, event: v1 });
     const v1Minimal: EnrichedEvent = { ...minimal, v: 1 };
     expect(decodeEventRecord(json(v1Minimal))).to.deep.equal({ ok: true, event: v1Minimal });
+    // As older ingests wrote them: no region or city at all.
+    const { region: _r, city: _c, ...older } = v1;
+    expect(decodeEventRecord(json(older))).to.deep.equal({ ok: true, event: { ...v1, region: null, city: null } });
   });
 
   it('ignores keys it does not know, so later fields do not dead-letter records', () => {
@@ -91,12 +130,13 @@ describe('event record', () => {
       ['u', { s: 1 }, 'utm'], ['b', 1, 'browser'], ['d', 'fridge', 'device'], ['bot', false, 'bot'], ['sc', [1], 'screen'],
       ['sc', { width: 1, height: 1 }, 'screen'], ['l', 5, 'language'], ['pr', { a: {} }, 'props'], ['pr', [], 'props'],
       ['rv', [1], 'revenue'], ['rv', ['1', 'EUR'], 'revenue'], ['vi', 5, 'visitorId'], ['c', true, 'country'],
+      ['rg', 7, 'region'], ['rg', null, 'region'], ['ci', ['x'], 'city'], ['ci', null, 'city'],
     ];
     for (const [key, value, field] of broken) {
       expect(reasonOf(json({ ...v2, [key]: value })), `${key}=${JSON.stringify(value)}`).to.equal(`invalid_field:${field}`);
     }
     const v1 = { ...full, v: 1 } as Record<string, unknown>;
-    for (const [key, value] of [['type', 'click'], ['ts', '2024'], ['title', undefined], ['utm', null], ['bot', 'no'], ['screen', { width: 'x' }]] as const) {
+    for (const [key, value] of [['type', 'click'], ['ts', '2024'], ['title', undefined], ['utm', null], ['bot', 'no'], ['screen', { width: 'x' }], ['region', 1], ['city', false]] as const) {
       expect(reasonOf(json({ ...v1, [key]: value })), key).to.equal(`invalid_field:${key}`);
     }
   });

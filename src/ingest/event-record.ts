@@ -37,9 +37,15 @@
  *   rv    revenue          [amount, currency]                    null
  *   vi    visitorId        string                                —
  *   c     country          string                                null
+ *   rg    region           string                                null
+ *   ci    city             string                                null
  *
- * Version 1 (written before) is `JSON.stringify(EnrichedEvent)` with every field present; it is
- * still decoded, so a log written by an older ingest replays unchanged.
+ * Version 1 (written before) is `JSON.stringify(EnrichedEvent)` with every field present (but
+ * `region` and `city`, added later: absent is null); it is still decoded, so a log written by an
+ * older ingest replays unchanged.
+ *
+ * Keys added to version 2 later (`rg`, `ci`) are optional like every defaulted key: a record
+ * written before them decodes with their default, and a reader from before them ignores them.
  *
  * Decoding is strict and never throws: a record that is not exactly one of these shapes is an
  * outcome with a reason (`invalid_json`, `not_an_object`, `unsupported_version`,
@@ -51,10 +57,19 @@ import { JsonBytesWriter } from './json-bytes-writer.js';
 import { CHANNELS, type Channel } from './referrer.js';
 import type { DeviceType, UserAgentInfo } from './user-agent.js';
 
-/** The version-2 key of each EnrichedEvent field that a reader may need on its own. */
+/**
+ * The version-2 key of each EnrichedEvent field (the table above), for a reader that needs some
+ * fields on its own. `name` doubles as the type (present exactly for custom events); `tsOffset`
+ * holds ts − receivedAt.
+ */
 export const RECORD_KEYS = {
-  id: 'id', site: 's', name: 'n', receivedAt: 'r', tsOffset: 'dt', path: 'p', source: 'so', visitorId: 'vi', bot: 'bot',
+  version: 'v', id: 'id', site: 's', name: 'n', receivedAt: 'r', tsOffset: 'dt', host: 'h', path: 'p', title: 'ti',
+  referrerHost: 'rh', source: 'so', channel: 'ch', utm: 'u', browser: 'b', browserVersion: 'bv', os: 'o', osVersion: 'ov',
+  device: 'd', bot: 'bot', screen: 'sc', language: 'l', props: 'pr', revenue: 'rv', visitorId: 'vi', country: 'c',
+  region: 'rg', city: 'ci',
 } as const;
+/** The keys inside `u` (utm). */
+export const UTM_KEYS = { source: 's', medium: 'm', campaign: 'c', term: 't', content: 'n' } as const;
 
 const UNKNOWN = 'Unknown';
 const DEVICES: readonly DeviceType[] = ['desktop', 'mobile', 'tablet', 'other'];
@@ -130,6 +145,30 @@ export function visitorPart(visitorId: string): Buffer {
   return w.copy();
 }
 
+/** `,"c":…,"rg":…,"ci":…`: a location (null fields left out), encoded once per distinct GeoIP record. */
+export function geoPart(g: GeoFields): Buffer {
+  const w = new JsonBytesWriter(64);
+  writeGeo(w, g);
+  return w.copy();
+}
+
+type GeoFields = Pick<EnrichedEvent, 'country' | 'region' | 'city'>;
+
+function writeGeo(w: JsonBytesWriter, g: GeoFields): void {
+  if (g.country !== null) {
+    w.ascii(',"c":');
+    w.string(g.country);
+  }
+  if (g.region !== null) {
+    w.ascii(',"rg":');
+    w.string(g.region);
+  }
+  if (g.city !== null) {
+    w.ascii(',"ci":');
+    w.string(g.city);
+  }
+}
+
 /** `,"r":…`: the received time, encoded once for all the events received with it. */
 export function receivedAtPart(receivedAt: number): Buffer {
   const w = new JsonBytesWriter(64);
@@ -141,7 +180,7 @@ export function receivedAtPart(receivedAt: number): Buffer {
 /**
  * Pieces the caller already encoded (from its caches, or once for many events); each must equal
  * what the function named after it gives for `e`: `pagePart(e.host, e.path)`, `originPart(e)`,
- * `agentPart(e)`, `visitorPart(e.visitorId)`, `receivedAtPart(e.receivedAt)`.
+ * `agentPart(e)`, `visitorPart(e.visitorId)`, `receivedAtPart(e.receivedAt)`, `geoPart(e)`.
  */
 export interface RecordParts {
   readonly page?: Buffer;
@@ -149,6 +188,7 @@ export interface RecordParts {
   readonly agent?: Buffer;
   readonly visitor?: Buffer;
   readonly receivedAt?: Buffer;
+  readonly geo?: Buffer;
 }
 
 function hasKeys(o: object): boolean {
@@ -212,10 +252,8 @@ export function writeEventRecord(w: JsonBytesWriter, e: EnrichedEvent, parts: Re
     w.ascii(',"vi":');
     w.string(e.visitorId);
   }
-  if (e.country !== null) {
-    w.ascii(',"c":');
-    w.string(e.country);
-  }
+  if (parts.geo) w.bytes(parts.geo);
+  else writeGeo(w, e);
   w.ascii('}');
 }
 
@@ -327,6 +365,8 @@ function decodeV2(o: Record<string, unknown>): EnrichedEvent {
     revenue: revenue === null ? null : { amount: revenue[0], currency: revenue[1] },
     visitorId: required(o, 'vi', 'visitorId', isString),
     country: optional<string | null>(o, 'c', 'country', isString, null),
+    region: optional<string | null>(o, 'rg', 'region', isString, null),
+    city: optional<string | null>(o, 'ci', 'city', isString, null),
   };
 }
 
@@ -370,13 +410,24 @@ function decodeV1(o: Record<string, unknown>): EnrichedEvent {
     revenue: revenue === null ? null : { amount: revenue.amount, currency: revenue.currency },
     visitorId: required(o, 'visitorId', 'visitorId', isString),
     country: required(o, 'country', 'country', isNullableString),
+    region: optional<string | null>(o, 'region', 'region', isNullableString, null),
+    city: optional<string | null>(o, 'city', 'city', isNullableString, null),
   };
 }
 
-/** The whole event of a record of either version, or why it is not one. */
+/**
+ * The whole event of a record of either version, or why it is not one. Never throws. This is the
+ * decoder for any reader that needs every field (aggregation of dimensions, the raw archive):
+ * one JSON.parse and one property read per field; the strings are the parsed ones, not copied.
+ */
 export function decodeEventRecord(value: Buffer): DecodedRecord {
   const o = parseRecordObject(value);
   if (typeof o === 'string') return { ok: false, reason: o };
+  return decodeEventObject(o);
+}
+
+/** As decodeEventRecord, from a record already parsed (parseRecordObject), for a reader that looked at it first. */
+export function decodeEventObject(o: Record<string, unknown>): DecodedRecord {
   try {
     if (o.v === 2) return { ok: true, event: decodeV2(o) };
     if (o.v === 1) return { ok: true, event: decodeV1(o) };

@@ -19,8 +19,13 @@
  *   OVERLOADED and the gateway stops reading sockets until `onDrain`. Since admission is checked
  *   before a call and a call is enriched synchronously, the bound is exceeded by at most one
  *   batch (whose size the gateway bounds).
- * - Privacy: the IP and the client visitor hint only enter the visitor-id hash; neither is
- *   part of the record.
+ * - Privacy: the IP and the client visitor hint only enter the visitor-id hash (and the IP the
+ *   GeoIP lookup); neither is part of the record.
+ * - Geography: an event's own `geo` hint wins; else the connection's hint (`ctx`), when the
+ *   event's IP is the connection's (an event forwarding another `ip` is a server SDK's: the
+ *   connection's place is the server's, not the visitor's); else the GeoIP database of
+ *   `ingest.geoDatabasePath`, when set, looked up with the event's IP (geo-location.ts,
+ *   geo-database.ts). Opening the database is part of construction: a bad path throws.
  * - Records: values in the format of event-record.ts (version 2), keyed by site, with the event
  *   time and an `id` header. A call's values are views of one buffer holding only that call's
  *   records (and some slack): a holder that keeps a few of them long should copy them.
@@ -39,10 +44,13 @@ import type { EnrichedEvent } from './enriched-event.js';
 import type { EventLog, LogRecord } from './event-log.js';
 import { createEventIdGenerator } from './event-id.js';
 import {
-  agentPart, originPart, pagePart, receivedAtPart, visitorPart, writeEventRecord, type RecordParts,
+  agentPart, geoPart, originPart, pagePart, receivedAtPart, visitorPart, writeEventRecord, type RecordParts,
 } from './event-record.js';
+import { openGeoDatabase } from './geo-database.js';
+import { geoFromHint, NO_GEO, type GeoLocation } from './geo-location.js';
 import { JsonBytesWriter } from './json-bytes-writer.js';
 import { LruCache } from './lru-cache.js';
+import { propsLimitMessage } from './props-limits.js';
 import { cleanUtm, createUrlNormaliser, type NormalisedUrl, type UtmParams } from './normalise-url.js';
 import { createAttributor, type Attribution } from './referrer.js';
 import { createUserAgentParser, type UserAgentInfo } from './user-agent.js';
@@ -52,8 +60,14 @@ import { createVisitorIdHasher } from './visitor-id.js';
 export interface ConnectionContext {
   readonly ip?: string;
   readonly userAgent?: string;
-  /** ISO 3166-1 alpha-2 country from an edge geo hint (e.g. a CDN header). */
+  /**
+   * The connection's geo hint (e.g. CDN headers on the WebSocket upgrade), in the forms of
+   * schema.ts `Event.geo`: country ISO 3166-1 alpha-2, region ISO 3166-2 or a name, city a name.
+   * Best effort: a malformed field is ignored.
+   */
   readonly country?: string;
+  readonly region?: string;
+  readonly city?: string;
   /** Whether this connection's credential may write a site (per connection; see also deps.authorize). */
   readonly authorize?: (site: string) => boolean;
 }
@@ -115,6 +129,12 @@ interface CachedOrigin {
   readonly part: Buffer;
 }
 
+/** A location with its part of the record; the part is absent for a hint's, written per event. */
+interface PlacedGeo {
+  readonly geo: GeoLocation;
+  readonly part: Buffer | undefined;
+}
+
 const ORIGINS_PER_PAGE = 16;
 /** Longer referrers are deep links that rarely repeat (as in referrer.ts). */
 const MAX_CACHED_REFERRER_LENGTH = 256;
@@ -130,8 +150,8 @@ const PARSE_CACHE_SIZE = 10_000;
 /** Visitor ids kept per day (visitor-id.ts). */
 const VISITOR_CACHE_SIZE = 50_000;
 const NO_PROPS: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
-const COUNTRY = /^[A-Za-z]{2}$/;
 const NO_PART = Buffer.alloc(0);
+const UNPLACED: PlacedGeo = { geo: NO_GEO, part: NO_PART };
 
 // Compiled once per process: compiling is milliseconds, checking is sub-microsecond.
 const validateEvent = compileValidator(Event);
@@ -205,6 +225,12 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   // Memoised with its encoded part of the record.
   const visitorOf = createVisitorIdHasher(config.visitorSecret, VISITOR_CACHE_SIZE, (id) => ({ id, part: visitorPart(id) }));
   const dedup = new LruCache<string, PendingAppend>(config.dedupCacheSize);
+  // Each location is kept with its part of the record, made once per decoded database record.
+  const geoDatabase = config.geoDatabasePath === ''
+    ? undefined
+    : openGeoDatabase(config.geoDatabasePath, { wrap: (geo): PlacedGeo => ({ geo, part: geoPart(geo) }) });
+  if (geoDatabase) logger?.info({ database: geoDatabase.description }, 'GeoIP database opened');
+  const lookupGeo = (ip: string): PlacedGeo => (geoDatabase === undefined || ip === '' ? UNPLACED : geoDatabase.lookup(ip) ?? UNPLACED);
   // Writes each call's records into a buffer of their own, handed to the log whole (see below).
   const writer = new JsonBytesWriter(64);
   /** Running mean of record bytes. */
@@ -277,13 +303,18 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const receivedAt = now();
     const latestTs = receivedAt + config.maxFutureSkewMs;
     const ctxIp = ctx.ip === undefined ? '' : canonicalIp(ctx.ip);
-    const country = ctx.country !== undefined && COUNTRY.test(ctx.country) ? ctx.country.toUpperCase() : null;
+    /** Where the connection's client is: its hint, else its IP's location, looked up once per call when first needed. */
+    let ctxGeo: PlacedGeo | undefined;
+    if (ctx.country !== undefined || ctx.region !== undefined || ctx.city !== undefined) {
+      const hinted = geoFromHint(ctx, false);
+      if (hinted.ok && hinted.geo !== null) ctxGeo = { geo: hinted.geo, part: undefined };
+    }
 
     const batch: PendingAppend = { durable: false, promise: undefined };
     if (receivedAt !== receivedAtBytes.ms) receivedAtBytes = { ms: receivedAt, bytes: receivedAtPart(receivedAt) };
     // Filled in per event; one object for the call, as the writer only reads it while writing.
     const parts: Mutable<RecordParts> = {
-      page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtBytes.bytes,
+      page: NO_PART, origin: NO_PART, agent: NO_PART, visitor: NO_PART, receivedAt: receivedAtBytes.bytes, geo: NO_PART,
     };
     const records: LogRecord[] = [];
     const ids: string[] = [];
@@ -307,7 +338,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
       for (let index = 0; index < raw.length; index++) {
         const checked = validateEvent(raw[index]);
         if (!checked.ok) {
-          rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: checked.message });
+          const message = checked.path.startsWith('/props') ? propsLimitMessage((raw[index] as { props?: unknown }).props) : undefined;
+          rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: message ?? checked.message });
           continue;
         }
         const e = checked.value;
@@ -325,6 +357,15 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         if (!url.ok) {
           rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: `/url: ${url.reason}` });
           continue;
+        }
+        let hintedGeo: GeoLocation | null = null;
+        if (e.geo !== undefined) {
+          const hinted = geoFromHint(e.geo, true);
+          if (!hinted.ok) {
+            rejected.push({ index, code: 'PAYLOAD_SCHEMA', message: hinted.message });
+            continue;
+          }
+          hintedGeo = hinted.geo;
         }
 
         // Last check before enrichment, which cannot reject: a claimed id is always appended.
@@ -355,6 +396,10 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, url, e.referrer) : attributeNow(e.referrer, url, utm);
         const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
         const visitor = visitorOf(e.site, e.visitor, ip, userAgent, receivedAt);
+        const place: PlacedGeo = hintedGeo !== null
+          ? { geo: hintedGeo, part: undefined }
+          : e.ip === undefined ? (ctxGeo ??= lookupGeo(ctxIp)) : lookupGeo(ip);
+        const geo = place.geo;
 
         const enriched: EnrichedEvent = {
           v: 2,
@@ -382,12 +427,15 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
           props: e.props ?? NO_PROPS,
           revenue: e.revenue ?? null,
           visitorId: visitor.id,
-          country,
+          country: geo.country,
+          region: geo.region,
+          city: geo.city,
         };
         parts.page = page.part;
         parts.origin = originBytes;
         parts.agent = agentBytes;
         parts.visitor = visitor.part;
+        parts.geo = place.part;
         const start = writer.length;
         writeEventRecord(writer, enriched, parts);
         records.push({ key: e.site, value: writer.since(start), timestampMs: ts, headers: { id } });
