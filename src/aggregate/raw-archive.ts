@@ -13,12 +13,16 @@
  * - `read` yields one site's events with fromMs <= ts < toMs, ordered by (ts, id) — ids compared
  *   as UTF-8 bytes — lazily, so a long range never sits in memory whole.
  * - A site never sees another site's events.
+ * - `deleteVisitors` removes one site's events in [fromMs, toMs) whose visitorId is in the set,
+ *   and says how many it removed (GDPR erasure). Rollups hold no per-visitor data and are
+ *   not touched; a later reprocess of the range rebuilds them without the erased events.
  */
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
 
 export interface RawArchive {
   archive(events: readonly EnrichedEvent[]): Promise<void>;
   read(site: string, fromMs: number, toMs: number): AsyncIterable<EnrichedEvent>;
+  deleteVisitors(site: string, visitorIds: ReadonlySet<string>, fromMs: number, toMs: number): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ export function rawEvent(site: string, id: string, ts: number, extra: Partial<En
     utm: { source: null, medium: null, campaign: null, term: null, content: null },
     browser: 'Firefox', browserVersion: '130.0', os: 'Linux', osVersion: '', device: 'desktop', bot: false,
     screen: null, language: null, props: {}, revenue: null,
-    visitorId: '0123456789abcdef0123456789abcdef', country: null,
+    visitorId: '0123456789abcdef0123456789abcdef', country: null, region: null, city: null,
     ...extra,
   };
 }
@@ -96,6 +96,21 @@ export function rawArchiveContract(name: string, setup: (options: RawArchiveSetu
       await archive.archive([...evs, evs[0]!]);
       await Promise.all([archive.archive(evs), archive.archive(evs)]);
       expect((await all(archive.read(site, t0, t0 + HOUR))).map((e) => e.id)).to.deep.equal(['e1', 'e2']);
+    });
+
+    it('erases one visitor\'s events in a range and nothing else', async () => {
+      const archive = await open();
+      const other = `s-${randomUUID().slice(0, 8)}`;
+      const alice = 'a'.repeat(32);
+      const bob = 'b'.repeat(32);
+      await archive.archive([
+        rawEvent(site, 'a1', t0, { visitorId: alice }), rawEvent(site, 'a2', t0 + HOUR + MINUTE, { visitorId: alice }),
+        rawEvent(site, 'b1', t0 + MINUTE, { visitorId: bob }), rawEvent(other, 'a1', t0, { visitorId: alice }),
+      ]);
+      expect(await archive.deleteVisitors(site, new Set([alice]), t0 - HOUR, t0 + 3 * HOUR)).to.equal(2);
+      expect((await all(archive.read(site, t0 - HOUR, t0 + 3 * HOUR))).map((e) => e.id)).to.deep.equal(['b1']);
+      expect((await all(archive.read(other, t0 - HOUR, t0 + 3 * HOUR))).map((e) => e.id)).to.deep.equal(['a1']);
+      expect(await archive.deleteVisitors(site, new Set([alice]), t0 - HOUR, t0 + 3 * HOUR)).to.equal(0);
     });
 
     it('never returns another site\'s events', async () => {

@@ -50,6 +50,7 @@ const DEFAULT_RETENTION_MS = 400 * 86_400_000;
 export class CassandraRawArchive implements RawArchive {
   private readonly insert: string;
   private readonly selectHour: string;
+  private readonly deleteOne: string;
   private readonly retentionMs: number | null;
   private readonly shards: number;
   private readonly writeConcurrency: number;
@@ -75,6 +76,7 @@ export class CassandraRawArchive implements RawArchive {
   private constructor(private readonly client: cassandra.Client, options: CassandraRawArchiveOptions) {
     const ks = options.keyspace;
     this.insert = `INSERT INTO ${ks}.raw_events (site, hour, shard, ts, id, format, record) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
+    this.deleteOne = `DELETE FROM ${ks}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts = ? AND id = ?`;
     this.selectHour = `SELECT ts, id, format, record FROM ${ks}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?`;
     this.retentionMs = options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
     this.shards = options.shards ?? 1;
@@ -107,6 +109,22 @@ export class CassandraRawArchive implements RawArchive {
       raiseOnFirstError: true,
       collectResults: false,
     });
+  }
+
+  /**
+   * Erasure reads the range and deletes matching rows by their full key: the table has no
+   * visitor index (one would cost every write), and erasure is rare and bounded by a range.
+   */
+  async deleteVisitors(site: string, visitorIds: ReadonlySet<string>, fromMs: number, toMs: number): Promise<number> {
+    const doomed: unknown[][] = [];
+    for await (const e of this.read(site, fromMs, toMs)) {
+      if (visitorIds.has(e.visitorId)) doomed.push([site, hourOf(e.ts), shardOf(e.id, this.shards), e.ts, e.id]);
+    }
+    if (doomed.length === 0) return 0;
+    await cassandra.concurrent.executeConcurrent(this.client, this.deleteOne, doomed, {
+      concurrencyLevel: this.writeConcurrency, raiseOnFirstError: true, collectResults: false,
+    });
+    return doomed.length;
   }
 
   async *read(site: string, fromMs: number, toMs: number): AsyncIterable<EnrichedEvent> {

@@ -68,6 +68,17 @@ export class MemoryRawArchive implements RawArchive {
     }
   }
 
+  async deleteVisitors(site: string, visitorIds: ReadonlySet<string>, fromMs: number, toMs: number): Promise<number> {
+    let removed = 0;
+    for (const [key, e] of this.events) {
+      if (e.site === site && e.ts >= fromMs && e.ts < toMs && visitorIds.has(e.visitorId)) {
+        this.events.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   async *read(site: string, fromMs: number, toMs: number): AsyncIterable<EnrichedEvent> {
     const now = this.now();
     const matching: EnrichedEvent[] = [];
