@@ -7,6 +7,9 @@ import type { EnrichedEvent } from './enriched-event.js';
 import type { EventLog, GroupConsumer, LogRecord } from './event-log.js';
 import { decodeEventRecord } from './event-record.js';
 import { createIngestService, type IngestService, type IngestServiceDeps } from './ingest-service.js';
+import { ConfigError } from '../config.js';
+import { LIMITS } from '../../protocol/schema.js';
+import { writeTestDatabases, type TestDatabases } from '../../test/fixtures/geo/test-databases.js';
 
 const TOPIC = 'events';
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
@@ -86,7 +89,7 @@ describe('ingest service', () => {
       host: 'shop.example', path: '/products', title: 'Products', referrerHost: 'google.com',
       source: 'newsletter', channel: 'email',
       browser: 'Chrome', browserVersion: '124', os: 'Mac OS', osVersion: '10.15', device: 'desktop', bot: false,
-      screen: null, language: 'en-us', revenue: null, country: 'DE',
+      screen: null, language: 'en-us', revenue: null, country: 'DE', region: null, city: null,
     });
     expect(e.utm).to.deep.equal({ source: 'newsletter', medium: 'email', campaign: null, term: null, content: null });
     expect(e.props).to.deep.equal({});
@@ -298,6 +301,152 @@ describe('ingest service', () => {
       expect(controlled.calls).to.have.length(2);
       controlled.calls[1]!.resolve();
       expect(await retry).to.deep.include({ accepted: 1, duplicates: 0 });
+    });
+  });
+
+  describe('geography', () => {
+    let dbs: TestDatabases;
+    const geoOf = (e: EnrichedEvent | undefined) => [e!.country, e!.region, e!.city];
+    const withGeoIp = () => service(log, { config: ingestConfig({ geoDatabasePath: dbs.city }) });
+    // In the test database: 81.2.69.0/24 is London, 203.0.113.0/25 San Francisco, 2001:db8:1::/48 Tokyo.
+    const LONDON = '81.2.69.160';
+    const TOKYO = '2001:db8:1::77';
+
+    before(() => {
+      dbs = writeTestDatabases();
+    });
+
+    after(() => {
+      dbs.remove();
+    });
+
+    it('has no location without a hint or a GeoIP database', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview()], { ip: LONDON }, 'ack');
+      expect(geoOf(records(log)[0])).to.deep.equal([null, null, null]);
+    });
+
+    it('takes the event\'s own geo hint, normalised', async () => {
+      const { svc } = service(log);
+      await svc.ingest([
+        pageview({ id: 'a', geo: { country: 'us', region: 'CA', city: 'San Francisco' } }),
+        pageview({ id: 'b', geo: { region: 'GB-SCT' } }),
+        pageview({ id: 'c', geo: { city: 'Zürich' } }),
+      ], {}, 'ack');
+      expect(records(log).map(geoOf)).to.deep.equal([['US', 'US-CA', 'San Francisco'], ['GB', 'GB-SCT', null], [null, null, 'Zürich']]);
+    });
+
+    it('rejects malformed hints and a region of another country, with PAYLOAD_SCHEMA naming the field', async () => {
+      const { svc } = service(log);
+      const ack = await svc.ingest([
+        pageview({ geo: { country: 'USA' } }),
+        pageview({ geo: { country: 'T1' } }),
+        pageview({ geo: { city: '' } }),
+        pageview({ geo: { region: 'x'.repeat(101) } }),
+        pageview({ geo: { city: 'Ber\nlin' } }),
+        pageview({ geo: { country: 'DE', region: 'US-CA' } }),
+        pageview({ geo: { country: 'DE', lat: 52.5 } }),
+        pageview({ id: 'ok', geo: { country: 'DE' } }),
+      ], {}, 'ack');
+      expect(ack.ids).to.deep.equal(['ok']);
+      expect(ack.rejected.map((r) => [r.index, r.code, r.message.split(':')[0]])).to.deep.equal([
+        [0, 'PAYLOAD_SCHEMA', '/geo/country'], [1, 'PAYLOAD_SCHEMA', '/geo/country'], [2, 'PAYLOAD_SCHEMA', '/geo/city'],
+        [3, 'PAYLOAD_SCHEMA', '/geo/region'], [4, 'PAYLOAD_SCHEMA', '/geo/city'], [5, 'PAYLOAD_SCHEMA', '/geo/region'],
+        [6, 'PAYLOAD_SCHEMA', '/geo/lat'],
+      ]);
+    });
+
+    it('does not claim the id of an event it rejects for its hint', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview({ id: 'x', geo: { country: 'DE', region: 'US-CA' } })], {}, 'ack');
+      const ack = await svc.ingest([pageview({ id: 'x', geo: { country: 'DE', region: 'DE-BE' } })], {}, 'ack');
+      expect(ack).to.deep.include({ accepted: 1, duplicates: 0 });
+    });
+
+    it('looks the connection\'s IP up in the GeoIP database when there is no hint', async () => {
+      const { svc } = withGeoIp();
+      await svc.ingest([pageview(), pageview()], { ip: LONDON }, 'ack');
+      await svc.ingest([pageview()], { ip: `::ffff:${LONDON}` }, 'ack');
+      await svc.ingest([pageview()], { ip: TOKYO }, 'ack');
+      await svc.ingest([pageview()], { ip: '10.0.0.1' }, 'ack');
+      await svc.ingest([pageview()], {}, 'ack');
+      expect(records(log).map(geoOf)).to.deep.equal([
+        ['GB', 'GB-ENG', 'London'], ['GB', 'GB-ENG', 'London'], ['GB', 'GB-ENG', 'London'], ['JP', 'JP-13', 'Tokyo'],
+        [null, null, null], [null, null, null],
+      ]);
+    });
+
+    it('looks up the IP a server SDK forwards, not the connection\'s, and ignores one that is not an address', async () => {
+      const { svc } = withGeoIp();
+      await svc.ingest([pageview({ ip: '203.0.113.9' }), pageview({ ip: 'not-an-ip' }), pageview()], { ip: LONDON, country: 'FR' }, 'ack');
+      expect(records(log).map(geoOf)).to.deep.equal([['US', 'US-CA', 'San Francisco'], [null, null, null], ['FR', null, null]]);
+    });
+
+    it('lets the event\'s hint win over the connection\'s, and the connection\'s over the database', async () => {
+      const { svc } = withGeoIp();
+      await svc.ingest([
+        pageview({ geo: { country: 'NL', city: 'Amsterdam' } }),
+        pageview(),
+        pageview({ geo: { country: 'XX' } }), // tells nothing: the next source is asked
+      ], { ip: LONDON, country: 'fr', region: 'IDF', city: 'Paris' }, 'ack');
+      await svc.ingest([pageview()], { ip: LONDON, country: 'ZZ' }, 'ack');
+      expect(records(log).map(geoOf)).to.deep.equal([
+        ['NL', null, 'Amsterdam'], ['FR', 'FR-IDF', 'Paris'], ['FR', 'FR-IDF', 'Paris'], ['GB', 'GB-ENG', 'London'],
+      ]);
+    });
+
+    it('writes the location into the record as c, rg and ci, and never the address', async () => {
+      const { svc } = withGeoIp();
+      await svc.ingest([pageview({ ip: TOKYO })], { ip: LONDON }, 'ack');
+      const [raw] = log.readAll(TOPIC);
+      expect(JSON.parse(raw!.value.toString())).to.include({ c: 'JP', rg: 'JP-13', ci: 'Tokyo' });
+      for (const ip of [LONDON, TOKYO, '2001:db8:1:', '81.2.69']) expect(raw!.value.includes(ip), ip).to.equal(false);
+    });
+
+    it('fails construction with a ConfigError when the database cannot be opened', () => {
+      for (const path of [`${dbs.dir}/missing.mmdb`, dbs.garbage, dbs.asn]) {
+        expect(() => service(log, { config: ingestConfig({ geoDatabasePath: path }) }), path).to.throw(ConfigError, /ingest\.geoDatabasePath/);
+      }
+    });
+  });
+
+  describe('custom property limits', () => {
+    const event = (props: unknown) => ({ type: 'event', name: 'signup', site: 'site-a', url: 'https://shop.example/', props });
+    const within: Record<string, string | number | boolean> = {};
+    for (let i = 0; i < LIMITS.maxProps; i++) within[`k${i}`.padEnd(LIMITS.maxPropKeyLength, 'x')] = i % 2 ? 'v'.repeat(LIMITS.maxPropValueLength) : i;
+
+    it('accepts an event at every limit', async () => {
+      const { svc } = service(log);
+      const ack = await svc.ingest([event(within), event({ 'naïve key': 'ünïcode ✓', flag: true, n: -1.5 })], {}, 'ack');
+      expect(ack.rejected).to.deep.equal([]);
+      expect(records(log)[0]!.props).to.deep.equal(within);
+    });
+
+    it('rejects each limit broken with PAYLOAD_SCHEMA and a message naming the limit', async () => {
+      const { svc, registry } = service(log);
+      const tooMany = { ...within, extra: 1 };
+      const cases: Array<[unknown, RegExp]> = [
+        [tooMany, new RegExp(`^/props: ${LIMITS.maxProps + 1} properties, at most ${LIMITS.maxProps} per event$`)],
+        [{ ['k'.repeat(LIMITS.maxPropKeyLength + 1)]: 1 }, new RegExp(`^/props: property name "k+…" must be 1 to ${LIMITS.maxPropKeyLength} characters`)],
+        [{ '': 1 }, /^\/props: property name "" must be 1 to/],
+        [{ 'a\u0001b': 1 }, /^\/props: property name "a\\u0001b" must be .* without control characters$/],
+        [{ plan: 'v'.repeat(LIMITS.maxPropValueLength + 1) }, new RegExp(`^/props/plan: a string value is at most ${LIMITS.maxPropValueLength} characters \\(this one has ${LIMITS.maxPropValueLength + 1}\\)$`)],
+        [{ plan: 'a\u0000b' }, /^\/props\/plan: a string value must not contain NUL/],
+        [{ plan: null }, /^\/props\/plan: a value is a string, a finite number or a boolean$/],
+        [{ plan: { nested: 1 } }, /^\/props\/plan: a value is a string, a finite number or a boolean$/],
+        [['a'], /^\/props/],
+      ];
+      const ack = await svc.ingest(cases.map(([props]) => event(props)), {}, 'ack');
+      expect(ack.accepted).to.equal(0);
+      expect(ack.rejected.map((r) => r.code)).to.deep.equal(cases.map(() => 'PAYLOAD_SCHEMA'));
+      ack.rejected.forEach((r, i) => expect(r.message, String(i)).to.match(cases[i]![1]));
+      expect(await metric(registry, 'rejected')).to.equal(cases.length);
+    });
+
+    it('rejects event names with control characters, which would break rollup cell keys', async () => {
+      const { svc } = service(log);
+      const ack = await svc.ingest([{ type: 'event', name: 'sign\u0000up', site: 'site-a', url: 'https://shop.example/' }], {}, 'ack');
+      expect(ack.rejected.map((r) => [r.code, r.message.split(':')[0]])).to.deep.equal([['PAYLOAD_SCHEMA', '/name']]);
     });
   });
 
