@@ -1,8 +1,8 @@
 /**
  * Event-time windows of one event-log partition: one-minute UTC buckets per site, a watermark,
- * allowed lateness and a late lane. `MinuteWindows` is the pure state machine (no timers, the
- * clock is passed in); `minuteWindows()` is the RxJS operator around it that drives flushes
- * and idle advance from an injectable scheduler.
+ * allowed lateness, a late lane, and visits. `MinuteWindows` is the pure state machine (no
+ * timers, the clock is passed in); `minuteWindows()` is the RxJS operator around it that drives
+ * flushes, checkpoints and idle advance from an injectable scheduler.
  *
  * Semantics:
  * - watermark = max event time seen − maxOutOfOrderMs; it only moves forward;
@@ -16,26 +16,57 @@
  *   that need them, or make them late;
  * - event ids are kept per open bucket: a repeated id in the same bucket counts once
  *   (client retries resend the same event time, so they land in the same bucket);
- * - bots are excluded from rollups entirely (pageviews, events, visitors, breakdowns); they are
- *   an outcome of their own, which the aggregator counts in sluice_aggregate_bot_events_total;
- * - pages and sources count pageviews only; each keeps at most maxBreakdownKeys keys, the rest
- *   summed under OTHER_KEY. Which keys survive depends only on the bucket's event sequence (the
- *   first 4 × maxBreakdownKeys distinct keys are counted exactly, then the top maxBreakdownKeys
- *   by count win, ties by key), so rebuilding a bucket from the log gives the same row.
+ * - bots are kept out of every number but the bucket's `bots` (distinct bot events of an open
+ *   bucket; one for an already closed bucket is only an outcome); the aggregator also counts
+ *   them in sluice_aggregate_bot_events_total.
+ *
+ * Rows are the 'minute' tier rows of rollup.ts, whose definition of what an event contributes
+ * is sessions.ts's. A visitor's contributions depend on their events in event-time order, and
+ * events arrive in offset order, out of event-time order within maxOutOfOrderMs and the
+ * lateness. So the windows keep, per visitor (site, visitorId):
+ * - `frozen`: the visit state (sessions.ts VisitState) after all their counted events in CLOSED
+ *   buckets. Buckets close in time order and a closed bucket takes no more events, so every
+ *   event still to come sorts after those, and this state is final;
+ * - `open`: their counted events in open buckets, sorted by (ts, id), each with its current
+ *   contribution and the state after it.
+ * A new event is inserted in order; its contribution is stepped from the state before it, and
+ * every later open event of the visitor is stepped again until one's state comes out unchanged;
+ * each bucket whose contents changed is restated (counts moved by the difference; when a visit's
+ * entry changed, the bucket's session cells are rebuilt from its events' contributions, since a
+ * visitor cannot be taken out of a sketch). When buckets close, their events are folded into
+ * `frozen` in order and dropped. A frozen state so old that no event still accepted could
+ * continue its visit (lastTs ≤ first open bucket start − sessionTimeoutMs) is dropped: a later
+ * event starts a new visit with or without it.
+ *
+ * Determinism (what crash-safety needs, aggregator.ts): a bucket's row is a function of the
+ * contributions of its counted events, and of its bots — counts are integer sums (revenue in
+ * millionths), sketches unions, and each dimension is capped only when the row is built
+ * (rollup-merge.ts capDimension: top maxBreakdownKeys by count, ties by key, rest under
+ * OTHER_KEY), from all its values. Contributions are a function of the frozen states and of the
+ * counted events, not of their arrival order. So the same events over the same frozen states
+ * give the same row, however they were inserted and whatever was restated on the way.
  *
  * Offsets: each open bucket remembers the offset of its first event, so a flush can tell from
- * which offset a restart must re-read to rebuild every open bucket (see aggregator.ts).
+ * which offset a restart must re-read to rebuild every open bucket (see aggregator.ts); a
+ * checkpoint flush also hands out the frozen states, which are exactly the fold of the events
+ * of the buckets closed under its watermark.
  */
 import { EMPTY, Observable, asyncScheduler, interval, map, merge, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
-import { HyperLogLog } from './hyperloglog.js';
-import { OTHER_KEY, type MinuteRollup } from './rollup-store.js';
+import { eventDimensions, type DimensionSource } from './event-dimensions.js';
+import { HyperLogLog, PRECISION } from './hyperloglog.js';
+import { capDimension, emptyCell, type MutableDimCell } from './rollup-merge.js';
+import {
+  DIMENSIONS, DIMENSION_KINDS, SESSION_DIMENSIONS, propKey,
+  type DimCell, type DimensionName, type DimensionValues, type Rollup,
+} from './rollup.js';
+import { compareEvents, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState } from './sessions.js';
 
 export const MINUTE_MS = 60_000;
 
 /** The fields of an EnrichedEvent that windows read. */
-export type WindowEvent = Pick<EnrichedEvent, 'id' | 'site' | 'type' | 'ts' | 'path' | 'source' | 'visitorId' | 'bot'>;
+export type WindowEvent = Pick<EnrichedEvent, 'id' | 'site' | 'name' | 'ts' | 'visitorId' | 'bot' | 'props' | 'revenue'> & DimensionSource;
 
 export interface WindowInput {
   /** Offset of the record in its partition; inputs arrive in offset order. */
@@ -46,7 +77,8 @@ export interface WindowInput {
 
 export type WindowOutcome = 'counted' | 'duplicate' | 'late' | 'replay_skipped' | 'bot';
 
-export type WindowOptions = Pick<Config['aggregate'], 'maxOutOfOrderMs' | 'allowedLatenessMs' | 'idleAdvanceMs' | 'maxBreakdownKeys'> & {
+export type WindowOptions = Pick<Config['aggregate'],
+  'maxOutOfOrderMs' | 'allowedLatenessMs' | 'idleAdvanceMs' | 'maxBreakdownKeys' | 'sessionTimeoutMs'> & {
   /** Watermark restored from the last commit. */
   readonly initialWatermarkMs?: number;
   /**
@@ -57,14 +89,20 @@ export type WindowOptions = Pick<Config['aggregate'], 'maxOutOfOrderMs' | 'allow
    * replaying, and idle advance waits, so the watermark stays the restored one.
    */
   readonly replayThroughOffset?: number;
+  /**
+   * Visit states restored from the checkpoint of the last commit: the fold of exactly the
+   * counted events of the buckets closed under initialWatermarkMs. None: every visitor starts
+   * afresh.
+   */
+  readonly initialSessions?: Iterable<VisitorState>;
 };
 
 export interface WindowFlush {
   /**
-   * Absolute rows of every bucket changed since the previous flush: open ones, and closed ones
-   * whose final state was not yet written. Writing them is idempotent.
+   * Absolute 'minute' rows of every bucket changed since the previous flush: open ones, and
+   * closed ones whose final state was not yet written. Writing them is idempotent.
    */
-  readonly rows: readonly MinuteRollup[];
+  readonly rows: readonly Rollup[];
   /** -Infinity until the first event or idle advance. */
   readonly watermarkMs: number;
   /**
@@ -77,47 +115,107 @@ export interface WindowFlush {
   readonly openBuckets: number;
   /** Outcomes of the events since the previous flush. */
   readonly outcomes: Readonly<Record<WindowOutcome, number>>;
+  /**
+   * In a checkpoint flush, the frozen visit states: the fold of the counted events of exactly
+   * the buckets closed under `watermarkMs` — what a successor resuming at `commitOffset` with
+   * this watermark must start from. null in other flushes.
+   */
+  readonly checkpoint: readonly VisitorState[] | null;
 }
 
-/** Breakdown counts whose kept keys depend only on the order keys arrive in. */
-class Breakdown {
-  private readonly counts = new Map<string, number>();
-  private untracked = 0;
+/** A counted event in an open bucket. */
+interface Counted {
+  readonly event: WindowEvent;
+  readonly values: DimensionValues;
+  readonly bucket: Bucket;
+  contribution: Contribution;
+  /** The visitor's state after this event. */
+  after: VisitState;
+}
 
-  constructor(private readonly trackedKeys: number) {}
+type Cells = Map<string, MutableDimCell>;
 
-  add(key: string): void {
-    const n = this.counts.get(key);
-    if (n !== undefined) this.counts.set(key, n + 1);
-    else if (this.counts.size < this.trackedKeys) this.counts.set(key, 1);
-    else this.untracked++;
-  }
-
-  top(limit: number): Record<string, number> {
-    let other = this.untracked + (this.counts.get(OTHER_KEY) ?? 0);
-    const entries = [...this.counts].filter(([k]) => k !== OTHER_KEY)
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (const [, n] of entries.slice(limit)) other += n;
-    const kept = entries.slice(0, limit);
-    if (other > 0) kept.push([OTHER_KEY, other]);
-    // fromEntries defines own properties, so a key such as "__proto__" stays a plain key.
-    return Object.fromEntries(kept);
-  }
+/** The part of a bucket that depends on visits: restated when an earlier event arrives late. */
+interface SessionPart {
+  visits: number;
+  bounces: number;
+  durationMs: number;
+  /** Session dimensions and exit_page. */
+  readonly dims: Map<DimensionName, Cells>;
 }
 
 interface Bucket {
   readonly site: string;
   readonly bucketMs: number;
   readonly firstOffset: number;
+  /** Ids of every event taken (counted, bots): repeats count once. */
   readonly ids: Set<string>;
-  readonly visitors: HyperLogLog;
-  readonly pages: Breakdown;
-  readonly sources: Breakdown;
+  /** Counted events in arrival order: what the session part is rebuilt from. */
+  readonly counted: Counted[];
+  closed: boolean;
+  // What depends only on each event itself, never restated.
   pageviews: number;
   events: number;
+  bots: number;
+  readonly visitors: HyperLogLog;
+  /** page, event, prop. */
+  readonly eventDims: Map<DimensionName, Cells>;
+  /** event name → currency → millionths: integer sums do not depend on order (as rollup-merge.ts). */
+  readonly revenueMicros: Map<string, Map<string, number>>;
+  /** null: stale, rebuilt from `counted` when the row is next built. */
+  session: SessionPart | null;
 }
 
+interface Visitor {
+  readonly site: string;
+  readonly id: string;
+  frozen: VisitState | null;
+  /** The frozenByMinute key it is filed under, while frozen. */
+  frozenMinute: number | null;
+  readonly open: Counted[];
+}
+
+const REVENUE_SCALE = 1_000_000;
+
 const noOutcomes = (): Record<WindowOutcome, number> => ({ counted: 0, duplicate: 0, late: 0, replay_skipped: 0, bot: 0 });
+
+const emptySessionPart = (): SessionPart => ({ visits: 0, bounces: 0, durationMs: 0, dims: new Map() });
+
+function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: string, withVisitors: boolean): MutableDimCell {
+  let cells = dims.get(name);
+  if (!cells) {
+    cells = new Map();
+    dims.set(name, cells);
+  }
+  let cell = cells.get(key);
+  if (!cell) {
+    cell = emptyCell(withVisitors);
+    cells.set(key, cell);
+  }
+  return cell;
+}
+
+/** Adds (sign 1) or takes back (−1) a contribution's session counts; `visitorId` joins the cells' sketches when given. */
+function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitorId: string | null): void {
+  part.visits += sign * c.visits;
+  part.bounces += sign * c.bounces;
+  part.durationMs += sign * c.durationMs;
+  for (const name of SESSION_DIMENSIONS) {
+    const value = c.entry[name];
+    if (value === null) continue;
+    const cell = cellOf(part.dims, name, value, true);
+    cell.pageviews += sign * c.pageviews;
+    cell.events += sign * c.events;
+    cell.visits += sign * c.visits;
+    cell.bounces += sign * c.bounces;
+    cell.durationMs += sign * c.durationMs;
+    if (visitorId !== null) cell.visitors!.add(visitorId);
+  }
+  cellOf(part.dims, 'exit_page', c.exitPage, false).visits += sign;
+  if (c.exitFrom !== null) cellOf(part.dims, 'exit_page', c.exitFrom, false).visits -= sign;
+}
+
+const sketchable = (visitorId: string): string | null => (visitorId === '' ? null : visitorId);
 
 export class MinuteWindows {
   private watermark: number;
@@ -126,18 +224,29 @@ export class MinuteWindows {
   private readonly open = new Map<number, Map<string, Bucket>>();
   private openCount = 0;
   private readonly dirty = new Set<Bucket>();
-  private closedRows: MinuteRollup[] = [];
+  private closedRows: Rollup[] = [];
   private lastOffset: number | null = null;
   private lastInputAtMs: number;
   private inputsSinceFlush = 0;
+  /** Something changed since the last checkpoint flush, so a checkpoint is due when asked for. */
+  private sinceCheckpoint = false;
   private outcomes = noOutcomes();
   private readonly replayThroughOffset: number;
+  /** Visitors by site, then visitor id: their frozen state and their events in open buckets. */
+  private readonly visitors = new Map<string, Map<string, Visitor>>();
+  /** Visitors with a frozen state, by the minute of its lastTs: pruning walks old minutes only. */
+  private readonly frozenByMinute = new Map<number, Set<Visitor>>();
 
   constructor(private readonly options: WindowOptions, nowMs: number) {
     this.watermark = options.initialWatermarkMs ?? Number.NEGATIVE_INFINITY;
     this.flushedWatermark = this.watermark;
     this.replayThroughOffset = options.replayThroughOffset ?? -1;
     this.lastInputAtMs = nowMs;
+    for (const { site, visitorId, state } of options.initialSessions ?? []) {
+      const v = this.visitor(site, visitorId);
+      this.freeze(v, state);
+    }
+    this.prune();
   }
 
   get watermarkMs(): number {
@@ -146,6 +255,13 @@ export class MinuteWindows {
 
   get openBuckets(): number {
     return this.openCount;
+  }
+
+  /** Visitors held (frozen state or open events): the size of the session state. */
+  get visitorCount(): number {
+    let n = 0;
+    for (const site of this.visitors.values()) n += site.size;
+    return n;
   }
 
   /** Take one input; returns the event's outcome, or null for an input without an event. */
@@ -173,15 +289,22 @@ export class MinuteWindows {
     if (nowMs - this.lastInputAtMs >= idleAdvanceMs) this.advance(nowMs - maxOutOfOrderMs - idleAdvanceMs);
   }
 
-  /** What changed since the previous flush, or null when nothing did. */
-  takeFlush(): WindowFlush | null {
+  /**
+   * What changed since the previous flush, or null when nothing did. With `checkpoint`, the
+   * flush also carries the frozen visit states, unless nothing changed since the last flush
+   * that did (then the commit of that one still stands).
+   */
+  takeFlush(checkpoint = false): WindowFlush | null {
     const rows = this.closedRows;
     for (const b of this.dirty) rows.push(this.row(b));
-    if (rows.length === 0 && this.inputsSinceFlush === 0 && this.watermark === this.flushedWatermark) return null;
+    if (rows.length > 0 || this.inputsSinceFlush > 0 || this.watermark !== this.flushedWatermark) this.sinceCheckpoint = true;
+    const withCheckpoint = checkpoint && this.sinceCheckpoint;
+    if (rows.length === 0 && this.inputsSinceFlush === 0 && this.watermark === this.flushedWatermark && !withCheckpoint) return null;
     this.closedRows = [];
     this.dirty.clear();
     this.inputsSinceFlush = 0;
     this.flushedWatermark = this.watermark;
+    if (withCheckpoint) this.sinceCheckpoint = false;
     const outcomes = this.outcomes;
     this.outcomes = noOutcomes();
 
@@ -189,7 +312,18 @@ export class MinuteWindows {
     for (const minute of this.open.values()) {
       for (const b of minute.values()) if (commitOffset === null || b.firstOffset < commitOffset) commitOffset = b.firstOffset;
     }
-    return { rows, watermarkMs: this.watermark, commitOffset, lastOffset: this.lastOffset, openBuckets: this.openCount, outcomes };
+    return {
+      rows, watermarkMs: this.watermark, commitOffset, lastOffset: this.lastOffset, openBuckets: this.openCount, outcomes,
+      checkpoint: withCheckpoint ? this.frozenStates() : null,
+    };
+  }
+
+  private frozenStates(): VisitorState[] {
+    const out: VisitorState[] = [];
+    for (const site of this.visitors.values()) {
+      for (const v of site.values()) if (v.frozen !== null) out.push({ site: v.site, visitorId: v.id, state: v.frozen });
+    }
+    return out;
   }
 
   private isClosed(bucketMs: number): boolean {
@@ -198,11 +332,10 @@ export class MinuteWindows {
 
   private classify(event: WindowEvent, offset: number): WindowOutcome {
     const bucketMs = Math.floor(event.ts / MINUTE_MS) * MINUTE_MS;
-    const closed = this.isClosed(bucketMs);
-    if (closed && offset <= this.replayThroughOffset) return 'replay_skipped';
-    if (event.bot) return 'bot';
-    if (closed) return 'late';
-
+    if (this.isClosed(bucketMs)) {
+      if (offset <= this.replayThroughOffset) return 'replay_skipped';
+      return event.bot ? 'bot' : 'late';
+    }
     let minute = this.open.get(bucketMs);
     if (!minute) {
       minute = new Map();
@@ -210,47 +343,204 @@ export class MinuteWindows {
     }
     let bucket = minute.get(event.site);
     if (!bucket) {
-      const tracked = 4 * this.options.maxBreakdownKeys;
       bucket = {
-        site: event.site, bucketMs, firstOffset: offset, ids: new Set(), visitors: HyperLogLog.empty(),
-        pages: new Breakdown(tracked), sources: new Breakdown(tracked), pageviews: 0, events: 0,
+        site: event.site, bucketMs, firstOffset: offset, ids: new Set(), counted: [], closed: false,
+        pageviews: 0, events: 0, bots: 0, visitors: HyperLogLog.empty(PRECISION), eventDims: new Map(), revenueMicros: new Map(),
+        session: emptySessionPart(),
       };
       minute.set(event.site, bucket);
       this.openCount++;
     }
     if (bucket.ids.has(event.id)) return 'duplicate';
     bucket.ids.add(event.id);
-    if (event.type === 'pageview') {
-      bucket.pageviews++;
-      bucket.pages.add(event.path);
-      bucket.sources.add(event.source);
-    } else {
-      bucket.events++;
-    }
-    if (event.visitorId !== '') bucket.visitors.add(event.visitorId);
     this.dirty.add(bucket);
+    if (event.bot) {
+      bucket.bots++;
+      return 'bot';
+    }
+    this.count(bucket, event);
     return 'counted';
+  }
+
+  private visitor(site: string, id: string): Visitor {
+    let bySite = this.visitors.get(site);
+    if (!bySite) {
+      bySite = new Map();
+      this.visitors.set(site, bySite);
+    }
+    let v = bySite.get(id);
+    if (!v) {
+      v = { site, id, frozen: null, frozenMinute: null, open: [] };
+      bySite.set(id, v);
+    }
+    return v;
+  }
+
+  private count(bucket: Bucket, event: WindowEvent): void {
+    const values = eventDimensions(event);
+    const visitorId = sketchable(event.visitorId);
+    this.addEventPart(bucket, event, values, visitorId);
+
+    const timeoutMs = this.options.sessionTimeoutMs;
+    const v = this.visitor(event.site, event.visitorId);
+    const open = v.open;
+    // Mostly an append: events of one visitor seldom overtake each other.
+    let at = open.length;
+    while (at > 0 && compareEvents(open[at - 1]!.event, event) > 0) at--;
+    const step = stepVisit(at > 0 ? open[at - 1]!.after : v.frozen, event, values, timeoutMs);
+    const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
+    open.splice(at, 0, counted);
+    bucket.counted.push(counted);
+    if (bucket.session) applySession(bucket.session, counted.contribution, 1, visitorId);
+
+    // Restate the visitor's later events until one's state comes out as it was.
+    let state = step.state;
+    for (let i = at + 1; i < open.length; i++) {
+      const later = open[i]!;
+      const next = stepVisit(state, later.event, later.values, timeoutMs);
+      if (!sameContribution(next.contribution, later.contribution)) {
+        const part = later.bucket.session;
+        if (part && next.contribution.entry === later.contribution.entry) {
+          // Same cells, same sketches: only counts move.
+          applySession(part, later.contribution, -1, null);
+          applySession(part, next.contribution, 1, null);
+        } else {
+          later.bucket.session = null;
+        }
+        this.dirty.add(later.bucket);
+        later.contribution = next.contribution;
+      }
+      const settled = sameState(next.state, later.after);
+      later.after = next.state;
+      if (settled) break;
+      state = next.state;
+    }
+  }
+
+  private addEventPart(b: Bucket, event: WindowEvent, values: DimensionValues, visitorId: string | null): void {
+    const pageview = event.type === 'pageview';
+    const pv = pageview ? 1 : 0;
+    const ev = pageview ? 0 : 1;
+    b.pageviews += pv;
+    b.events += ev;
+    if (visitorId !== null) b.visitors.add(visitorId);
+    const credit = (name: DimensionName, key: string) => {
+      const cell = cellOf(b.eventDims, name, key, true);
+      cell.pageviews += pv;
+      cell.events += ev;
+      if (visitorId !== null) cell.visitors!.add(visitorId);
+    };
+    if (values.page !== null) credit('page', values.page);
+    if (values.event !== null) credit('event', values.event);
+    for (const key in event.props) {
+      if (Object.prototype.hasOwnProperty.call(event.props, key)) credit('prop', propKey(event.name, key, event.props[key]!));
+    }
+    if (!pageview && event.revenue !== null) {
+      let byCurrency = b.revenueMicros.get(event.name);
+      if (!byCurrency) {
+        byCurrency = new Map();
+        b.revenueMicros.set(event.name, byCurrency);
+      }
+      const { currency, amount } = event.revenue;
+      byCurrency.set(currency, (byCurrency.get(currency) ?? 0) + Math.round(amount * REVENUE_SCALE));
+    }
   }
 
   private advance(watermarkMs: number): void {
     if (!(watermarkMs > this.watermark)) return;
     this.watermark = watermarkMs;
+    const closing: Bucket[] = [];
     for (const [bucketMs, minute] of this.open) {
       if (!this.isClosed(bucketMs)) continue;
       for (const b of minute.values()) {
+        b.closed = true;
+        closing.push(b);
         // Its final row is pending until the next flush writes it; unchanged buckets were already written whole.
         if (this.dirty.delete(b)) this.closedRows.push(this.row(b));
       }
       this.openCount -= minute.size;
       this.open.delete(bucketMs);
     }
+    if (closing.length === 0) return;
+    // Fold the closed buckets' events into their visitors' frozen states, in order: a visitor's
+    // events in closed buckets are a prefix of their open list (closing goes in time order).
+    for (const b of closing) {
+      for (const c of b.counted) {
+        const v = this.visitors.get(b.site)!.get(c.event.visitorId)!;
+        let last: Counted | undefined;
+        while (v.open.length > 0 && v.open[0]!.bucket.closed) last = v.open.shift();
+        if (last) this.freeze(v, last.after);
+      }
+    }
+    this.prune();
   }
 
-  private row(b: Bucket): MinuteRollup {
+  private freeze(v: Visitor, state: VisitState): void {
+    const minuteMs = Math.floor(state.lastTs / MINUTE_MS) * MINUTE_MS;
+    if (v.frozenMinute !== minuteMs) {
+      if (v.frozenMinute !== null) this.frozenByMinute.get(v.frozenMinute)?.delete(v);
+      let filed = this.frozenByMinute.get(minuteMs);
+      if (!filed) {
+        filed = new Set();
+        this.frozenByMinute.set(minuteMs, filed);
+      }
+      filed.add(v);
+      v.frozenMinute = minuteMs;
+    }
+    v.frozen = state;
+  }
+
+  /**
+   * Drops frozen states no accepted event can continue: every event still to be counted is in
+   * a bucket at or after the first one not closed, so a state at least sessionTimeoutMs older
+   * than that bucket's start would make its next event start a visit anyway.
+   */
+  private prune(): void {
+    if (!Number.isFinite(this.watermark)) return;
+    const firstOpenMs = Math.floor((this.watermark - this.options.allowedLatenessMs) / MINUTE_MS) * MINUTE_MS;
+    const horizonMs = firstOpenMs - this.options.sessionTimeoutMs;
+    for (const [minuteMs, filed] of this.frozenByMinute) {
+      if (minuteMs > horizonMs) continue;
+      for (const v of filed) {
+        if (v.frozen!.lastTs > horizonMs) continue;
+        filed.delete(v);
+        v.frozen = null;
+        v.frozenMinute = null;
+        if (v.open.length === 0) this.visitors.get(v.site)!.delete(v.id);
+      }
+      if (filed.size === 0) this.frozenByMinute.delete(minuteMs);
+    }
+  }
+
+  private row(b: Bucket): Rollup {
+    let part = b.session;
+    if (!part) {
+      part = emptySessionPart();
+      for (const c of b.counted) applySession(part, c.contribution, 1, sketchable(c.event.visitorId));
+      b.session = part;
+    }
     const limit = this.options.maxBreakdownKeys;
+    const dims: Array<[DimensionName, Record<string, DimCell>]> = [];
+    for (const name of DIMENSIONS) {
+      const cells = (DIMENSION_KINDS[name] === 'event' ? b.eventDims : part.dims).get(name);
+      if (!cells) continue;
+      const capped = capDimension(cells, limit);
+      if (Object.keys(capped).length > 0) dims.push([name, capped]);
+    }
+    const byKey = (a: string, z: string) => (a < z ? -1 : a > z ? 1 : 0);
+    const revenue = [...b.revenueMicros.keys()].sort(byKey).map((name): [string, Record<string, number>] => {
+      const byCurrency = b.revenueMicros.get(name)!;
+      return [name, Object.fromEntries([...byCurrency.keys()].sort(byKey).map((c) => [c, byCurrency.get(c)! / REVENUE_SCALE]))];
+    });
     return {
-      site: b.site, bucketMs: b.bucketMs, pageviews: b.pageviews, events: b.events,
-      visitors: b.visitors.toBytes(), pages: b.pages.top(limit), sources: b.sources.top(limit),
+      site: b.site,
+      tier: 'minute',
+      bucketMs: b.bucketMs,
+      totals: { pageviews: b.pageviews, events: b.events, visits: part.visits, bounces: part.bounces, durationMs: part.durationMs },
+      visitors: b.visitors.toBytes(),
+      dims: Object.fromEntries(dims),
+      revenue: Object.fromEntries(revenue),
+      bots: b.bots,
     };
   }
 }
@@ -259,21 +549,29 @@ export type WindowOutput<T extends WindowInput = WindowInput> =
   | { readonly kind: 'late'; readonly input: T }
   | { readonly kind: 'flush'; readonly flush: WindowFlush };
 
+/** An explicit flush; with `checkpoint` it carries the visit states, for a commit. */
+export interface FlushRequest {
+  readonly checkpoint: boolean;
+}
+
 export interface MinuteWindowsOperatorOptions extends WindowOptions {
   readonly flushIntervalMs: number;
+  /** A timer flush carries a checkpoint once this long has passed (scheduler clock) since the last one. */
+  readonly checkpointIntervalMs: number;
   /** Drives flush ticks; inject a TestScheduler in tests. */
   readonly scheduler?: SchedulerLike;
   /** Wall clock for idle advance; defaults to the scheduler's clock. */
   readonly now?: () => number;
   /** Each emission flushes at once (shutdown, tests). */
-  readonly flush$?: Observable<unknown>;
+  readonly flush$?: Observable<FlushRequest>;
 }
 
 /**
  * The windows of one partition as an operator: emits `late` as soon as a late input arrives
  * and a `flush` on each tick (every flushIntervalMs, or on flush$) at which something changed,
- * and a last flush when the source completes. Rows of open buckets in a flush are their state
- * at that moment; a source error ends the stream without a flush, because state that failed
+ * and a last flush, with a checkpoint, when the source completes. A timer flush carries a
+ * checkpoint every checkpointIntervalMs. Rows of open buckets in a flush are their state at
+ * that moment; a source error ends the stream without a flush, because state that failed
  * half-way must not be written or committed.
  */
 export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOperatorOptions): OperatorFunction<T, WindowOutput<T>> {
@@ -281,6 +579,7 @@ export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOpera
     const scheduler = options.scheduler ?? asyncScheduler;
     const now = options.now ?? (() => scheduler.now());
     const windows = new MinuteWindows(options, now());
+    let checkpointedAtMs = scheduler.now();
     // A fault in the window logic ends the stream with an error, never a half-applied flush.
     const guarded = <R>(work: () => R): R | undefined => {
       try {
@@ -290,17 +589,22 @@ export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOpera
         return undefined;
       }
     };
-    const flush = () => {
-      const f = guarded(() => windows.takeFlush());
+    const flush = (checkpoint: boolean) => {
+      if (checkpoint) checkpointedAtMs = scheduler.now();
+      const f = guarded(() => windows.takeFlush(checkpoint));
       if (f) subscriber.next({ kind: 'flush', flush: f });
     };
     // Only timer ticks advance idle partitions by the clock; flush$ flushes what is there.
     const ticks = merge(
-      interval(options.flushIntervalMs, scheduler).pipe(map(() => true)),
-      (options.flush$ ?? EMPTY).pipe(map(() => false)),
-    ).subscribe((timer) => {
-      if (timer) guarded(() => windows.tick(now()));
-      flush();
+      interval(options.flushIntervalMs, scheduler).pipe(map(() => null)),
+      (options.flush$ ?? EMPTY),
+    ).subscribe((request) => {
+      if (request === null) {
+        guarded(() => windows.tick(now()));
+        flush(scheduler.now() - checkpointedAtMs >= options.checkpointIntervalMs);
+      } else {
+        flush(request.checkpoint);
+      }
     });
     const inputs = source.subscribe({
       next: (input) => {
@@ -308,7 +612,7 @@ export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOpera
       },
       error: (e: unknown) => subscriber.error(e),
       complete: () => {
-        flush();
+        flush(true);
         subscriber.complete();
       },
     });
