@@ -1,0 +1,161 @@
+/**
+ * The raw-archive path: answers filtered queries, which per-dimension rollups cannot answer
+ * exactly (a cell of one dimension says nothing about another dimension's values of the same
+ * events). Scans the archived events from the UTC midnight at or before the first span — visitor
+ * ids rotate daily, so no visit crosses a UTC midnight and the fold starts from no state — to
+ * the end of the last, folds visits with sessions.ts exactly as the aggregator does, and keeps
+ * the contributions of in-range events that pass every filter:
+ * - session dimensions are tested on the visit's entry values, event dimensions (page, event,
+ *   prop:<key>) on the event's own, as rollup.ts attributes them;
+ * - `exit_page` filters and breakdowns work on the exit deltas (+1 visit at the event's path,
+ *   −1 at the previous event's path when it continues a visit);
+ * - a goal filter keeps the goal part to completions; the base (the conversion rate's
+ *   denominator) keeps every event passing the other filters.
+ * Visitors are unioned in sketches of the same precisions as the rollups' (totals 14, cells 11),
+ * so a filter on one value of a session dimension gives the numbers of that value's rollup cell.
+ *
+ * What it cannot know: which events the aggregator judged late beyond the allowed lateness
+ * (the archive keeps every accepted event, late or not). They count here.
+ * Stops with QUERY_TOO_LARGE after `maxEvents` events read (warm-up events included).
+ */
+import type { Goal } from '../../protocol/schema.js';
+import { PRECISION } from '../aggregate/hyperloglog.js';
+import type { RawArchive } from '../aggregate/raw-archive.js';
+import { DIMENSION_SKETCH_PRECISION, type Counts } from '../aggregate/rollup.js';
+import { SessionFold, type EventContribution } from '../aggregate/sessions.js';
+import type { EnrichedEvent } from '../ingest/enriched-event.js';
+import { SluiceError } from '../errors.js';
+import { newOutput, type Agg, type Output } from './aggregates.js';
+import { compileGlob, type Matcher } from './glob.js';
+import type { CompiledFilter, DimensionRef, QuerySpec } from './query-spec.js';
+import { goalScope, newSpanResult, type SpanResult } from './rollup-reader.js';
+import type { UtcRange } from './time-range.js';
+
+const DAY_MS = 86_400_000;
+
+export interface RawReadOptions {
+  readonly maxEvents: number;
+  readonly sessionTimeoutMs: number;
+}
+
+export interface RawReadResult {
+  readonly spans: SpanResult[];
+  readonly eventsScanned: number;
+}
+
+interface CompiledGoal {
+  readonly goal: Goal;
+  readonly test: (e: EnrichedEvent) => boolean;
+}
+
+function compileGoal(goal: Goal): CompiledGoal {
+  if (goal.page !== undefined) {
+    const m: Matcher = compileGlob(goal.page);
+    return { goal, test: (e) => e.type === 'pageview' && m(e.path) };
+  }
+  const props = Object.entries(goal.props ?? {});
+  return {
+    goal,
+    test: (e) => e.type === 'event' && e.name === goal.event
+      && props.every(([k, v]) => Object.prototype.hasOwnProperty.call(e.props, k) && String(e.props[k]) === v),
+  };
+}
+
+function valueOf(ref: DimensionRef, c: EventContribution<EnrichedEvent>): string | null {
+  switch (ref.kind) {
+    case 'session': return c.contribution.entry[ref.name];
+    case 'event': return c.values[ref.name];
+    case 'prop': {
+      const props = c.event.props;
+      return Object.prototype.hasOwnProperty.call(props, ref.key) ? String(props[ref.key]) : null;
+    }
+    default: return null;
+  }
+}
+
+const completion = (e: EnrichedEvent): Counts => ({
+  pageviews: e.type === 'pageview' ? 1 : 0, events: e.type === 'event' ? 1 : 0, visits: 0, bounces: 0, durationMs: 0,
+});
+
+function addGoal(agg: Agg, e: EnrichedEvent, withRevenue: boolean): void {
+  agg.addCounts(completion(e));
+  agg.addVisitor(e.visitorId, DIMENSION_SKETCH_PRECISION);
+  if (withRevenue && e.revenue) agg.addRevenue(e.revenue.currency, e.revenue.amount);
+}
+
+/** Scan and aggregate. `spans` are disjoint and in time order (a comparison period first, then the range). */
+export async function readRaw(archive: RawArchive, spec: QuerySpec, spans: readonly UtcRange[], options: RawReadOptions): Promise<RawReadResult> {
+  const scope = goalScope(spec);
+  const goalMode = scope !== null;
+  const goals = (scope ?? []).map(compileGoal);
+  const filterGoals = spec.goalFilter ? new Set(spec.goalFilter) : null;
+  const results = spans.map(() => newSpanResult(goalMode));
+  if (spans.length === 0) return { spans: results, eventsScanned: 0 };
+  const eventFilters: CompiledFilter[] = spec.filters.filter((f) => f.ref.kind !== 'exit');
+  const exitFilters: CompiledFilter[] = spec.filters.filter((f) => f.ref.kind === 'exit');
+  const ref = spec.dimension?.ref ?? null;
+  const exitMode = ref?.kind === 'exit' || exitFilters.length > 0;
+
+  const scanFrom = Math.floor(spans[0]!.fromMs / DAY_MS) * DAY_MS;
+  const scanTo = spans[spans.length - 1]!.toMs;
+  const fold = new SessionFold<EnrichedEvent>({ sessionTimeoutMs: options.sessionTimeoutMs });
+  let scanned = 0;
+  let span = 0;
+
+  const cell = (result: SpanResult, key: string): Output => {
+    let out = result.cells.get(key);
+    if (!out) {
+      out = newOutput(goalMode);
+      result.cells.set(key, out);
+    }
+    return out;
+  };
+
+  for await (const e of archive.read(spec.site, scanFrom, scanTo)) {
+    if (++scanned > options.maxEvents) {
+      throw new SluiceError('QUERY_TOO_LARGE', `a filtered query reads raw events, and this one would read more than ${options.maxEvents}; narrow the date range`);
+    }
+    const c = fold.push(e);
+    if (!c) continue;
+    while (span < spans.length && e.ts >= spans[span]!.toMs) span++;
+    if (span >= spans.length) break;
+    if (e.ts < spans[span]!.fromMs) continue; // warm-up: folds the visit, counts nothing
+    const result = results[span]!;
+    if (!eventFilters.every((f) => f.test(valueOf(f.ref, c)))) continue;
+
+    if (exitMode) {
+      const deltas: Array<[string, number]> = [[c.contribution.exitPage, 1]];
+      if (c.contribution.exitFrom !== null) deltas.push([c.contribution.exitFrom, -1]);
+      for (const [path, visits] of deltas) {
+        if (!exitFilters.every((f) => f.test(path))) continue;
+        const delta: Counts = { pageviews: 0, events: 0, visits, bounces: 0, durationMs: 0 };
+        result.total.base.addCounts(delta);
+        if (ref?.kind === 'exit') cell(result, path).base.addCounts(delta);
+      }
+      continue;
+    }
+
+    result.total.base.addCounts(c.contribution);
+    result.total.base.addVisitor(e.visitorId, PRECISION);
+    let completes: CompiledGoal[] = [];
+    if (goalMode) {
+      completes = goals.filter((g) => g.test(e));
+      const counted = filterGoals ? completes.some((g) => filterGoals.has(g.goal)) : completes.length > 0;
+      if (counted) addGoal(result.total.goal!, e, completes.some((g) => g.goal.event !== undefined));
+    }
+    if (!ref) continue;
+    if (ref.kind === 'goal') {
+      for (const g of completes) addGoal(cell(result, g.goal.name).goal!, e, g.goal.event !== undefined);
+      continue;
+    }
+    const key = valueOf(ref, c);
+    if (key === null) continue;
+    const out = cell(result, key);
+    out.base.addCounts(c.contribution);
+    out.base.addVisitor(e.visitorId, DIMENSION_SKETCH_PRECISION);
+    if (out.goal && completes.some((g) => !filterGoals || filterGoals.has(g.goal))) {
+      addGoal(out.goal, e, completes.some((g) => g.goal.event !== undefined));
+    }
+  }
+  return { spans: results, eventsScanned: scanned };
+}

@@ -1,0 +1,211 @@
+/**
+ * The rollup path: answers a query without filters from the rollup rows the tier planner picks
+ * (tier-plan.ts), merged per output. Counts are summed and sketches unioned exactly as
+ * rollup-merge.ts merges rows, restricted to the one dimension the query asks for (merging
+ * every dimension of every row would cost the rest for nothing).
+ *
+ * Goals over rollups: a page goal is the union of the `page` cells whose path matches its
+ * glob; an event goal the `event` cell of its name, or with one property the `prop` cell
+ * propKey(event, key, value); revenue is the rows' revenue of the goal's event name. Several
+ * goals together take each matching cell once.
+ */
+import type { Goal } from '../../protocol/schema.js';
+import { OTHER_KEY, propKey, splitPropKey, type DimCell, type Rollup, type Tier } from '../aggregate/rollup.js';
+import type { RollupStore } from '../aggregate/rollup-store.js';
+import { newOutput, type Output } from './aggregates.js';
+import { compileGlob, type Matcher } from './glob.js';
+import type { QuerySpec } from './query-spec.js';
+import { coverSpan, readsOf, type TierWindows } from './tier-plan.js';
+import type { UtcRange } from './time-range.js';
+
+/** The outputs of one span (the whole range, or one series point). */
+export interface SpanResult {
+  readonly total: Output;
+  /** Breakdown cells by value (goal names for a goal breakdown); "(other)" never appears here. */
+  readonly cells: Map<string, Output>;
+  /** What the rows had already folded into "(other)" at aggregation time; null when nothing. */
+  other: Output | null;
+}
+
+export interface ReadResult {
+  readonly spans: SpanResult[];
+  readonly tiers: Set<Tier>;
+}
+
+export const newSpanResult = (goalMode: boolean): SpanResult => ({ total: newOutput(goalMode), cells: new Map(), other: null });
+
+/** The goals the query's goal part counts: the goal filter's, or all for a goal breakdown; null outside goal mode. */
+export function goalScope(spec: QuerySpec): readonly Goal[] | null {
+  if (spec.goalFilter) return spec.goalFilter;
+  if (spec.dimension?.ref.kind === 'goal') return spec.goals;
+  return null;
+}
+
+interface GoalCellRef {
+  readonly dim: 'page' | 'event' | 'prop';
+  readonly key: string;
+}
+
+/** Finds which cells of a row complete which goals; page matches are memoised by path. */
+class GoalMatcher {
+  private readonly pageGoals: Array<{ index: number; match: Matcher }> = [];
+  private readonly pageMemo = new Map<string, number[]>();
+
+  constructor(readonly goals: readonly Goal[]) {
+    goals.forEach((g, index) => {
+      if (g.page !== undefined) this.pageGoals.push({ index, match: compileGlob(g.page) });
+    });
+  }
+
+  /** Goal indexes completed by a page cell's path. */
+  pageGoalsOf(path: string): number[] {
+    let hit = this.pageMemo.get(path);
+    if (!hit) {
+      hit = this.pageGoals.filter((p) => p.match(path)).map((p) => p.index);
+      if (this.pageMemo.size < 100_000) this.pageMemo.set(path, hit);
+    }
+    return hit;
+  }
+
+  /** The cell of an event goal (its event cell, or the prop cell of its one property). */
+  eventCell(g: Goal): GoalCellRef | null {
+    if (g.event === undefined) return null;
+    const props = Object.entries(g.props ?? {});
+    if (props.length === 0) return { dim: 'event', key: g.event };
+    const [k, v] = props[0]!;
+    return { dim: 'prop', key: propKey(g.event, k, v) };
+  }
+}
+
+function addCell(out: Output, cell: DimCell, part: 'base' | 'goal'): void {
+  const agg = part === 'goal' ? out.goal! : out.base;
+  agg.addCounts(cell);
+  if (cell.visitors && cell.visitors.length > 0) agg.addSketch(cell.visitors);
+  else if (cell.pageviews !== 0 || cell.events !== 0 || cell.visits !== 0) agg.markUnknown();
+}
+
+/**
+ * Read and merge the rows covering each span. `spans` are disjoint and in time order; a row
+ * counts in the span its bucket starts in (segments never cross spans).
+ */
+export async function readRollups(store: RollupStore, spec: QuerySpec, spans: readonly UtcRange[], windows: TierWindows): Promise<ReadResult> {
+  const goals = goalScope(spec);
+  const goalMode = goals !== null;
+  const results = spans.map(() => newSpanResult(goalMode));
+  const segments = spans.flatMap((s) => coverSpan(s.fromMs, s.toMs, windows));
+  const reads = readsOf(segments);
+  const tiers = new Set<Tier>(reads.map((r) => r.tier));
+  const batches = await Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs)));
+  const matcher = goals ? new GoalMatcher(goals) : null;
+  const starts = spans.map((s) => s.fromMs);
+  for (const rows of batches) {
+    for (const row of rows) {
+      const i = spanIndex(starts, row.bucketMs);
+      if (i < 0 || row.bucketMs >= spans[i]!.toMs) continue;
+      accumulate(row, results[i]!, spec, matcher);
+    }
+  }
+  return { spans: results, tiers };
+}
+
+/** Index of the last span starting at or before `ms`; −1 when none. */
+function spanIndex(starts: readonly number[], ms: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= ms) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found;
+}
+
+function cellOf(result: SpanResult, key: string, goalMode: boolean): Output {
+  let out = result.cells.get(key);
+  if (!out) {
+    out = newOutput(goalMode);
+    result.cells.set(key, out);
+  }
+  return out;
+}
+
+function accumulate(row: Rollup, result: SpanResult, spec: QuerySpec, matcher: GoalMatcher | null): void {
+  const goalMode = matcher !== null;
+  result.total.base.addCounts(row.totals);
+  if (row.visitors.length > 0) result.total.base.addSketch(row.visitors);
+  const ref = spec.dimension?.ref;
+
+  if (matcher) {
+    const goals = matcher.goals;
+    // Each matching cell once for the total; per goal for a goal breakdown.
+    const perGoal: Array<Array<{ cell: DimCell }>> | null = ref?.kind === 'goal' ? goals.map(() => []) : null;
+    const union = new Map<string, DimCell>();
+    const pages = row.dims.page ?? {};
+    for (const [path, cell] of Object.entries(pages)) {
+      if (path === OTHER_KEY) continue;
+      const hit = matcher.pageGoalsOf(path);
+      if (hit.length === 0) continue;
+      union.set(`page\u0000${path}`, cell);
+      if (perGoal) for (const gi of hit) perGoal[gi]!.push({ cell });
+    }
+    const revenueEvents = new Set<string>();
+    goals.forEach((g, gi) => {
+      const refCell = matcher.eventCell(g);
+      if (!refCell) return;
+      const cells = refCell.dim === 'event' ? row.dims.event : row.dims.prop;
+      const cell = cells?.[refCell.key];
+      if (cell) {
+        union.set(`${refCell.dim}\u0000${refCell.key}`, cell);
+        perGoal?.[gi]!.push({ cell });
+      }
+      revenueEvents.add(g.event!);
+      if (perGoal) {
+        const revenue = row.revenue[g.event!];
+        if (revenue) cellOf(result, g.name, true).goal!.addRevenueMap(revenue);
+      }
+    });
+    for (const cell of union.values()) addCell(result.total, cell, 'goal');
+    for (const name of revenueEvents) {
+      const revenue = row.revenue[name];
+      if (revenue) result.total.goal!.addRevenueMap(revenue);
+    }
+    if (perGoal) {
+      goals.forEach((g, gi) => {
+        const out = cellOf(result, g.name, true);
+        for (const { cell } of perGoal[gi]!) addCell(out, cell, 'goal');
+      });
+    }
+    if (ref?.kind === 'goal' || !ref) return;
+  }
+
+  if (!ref) return;
+  if (ref.kind === 'prop') {
+    for (const [key, cell] of Object.entries(row.dims.prop ?? {})) {
+      // The prop dimension's "(other)" mixes every key: it cannot be attributed to this one.
+      if (key === OTHER_KEY) continue;
+      const parts = splitPropKey(key);
+      if (!parts || parts.key !== ref.key) continue;
+      addCell(cellOf(result, parts.value, goalMode), cell, 'base');
+    }
+    return;
+  }
+  const name = ref.kind === 'exit' ? 'exit_page' : ref.kind === 'goal' ? null : ref.name;
+  if (name === null) return;
+  for (const [value, cell] of Object.entries(row.dims[name] ?? {})) {
+    if (value === OTHER_KEY) {
+      result.other ??= newOutput(goalMode);
+      result.other.base.addCounts(cell);
+      result.other.base.markUnknown();
+      continue;
+    }
+    const out = cellOf(result, value, goalMode);
+    out.base.addCounts(cell);
+    if (cell.visitors && cell.visitors.length > 0) out.base.addSketch(cell.visitors);
+    else if (ref.kind !== 'exit') out.base.markUnknown();
+  }
+}
