@@ -147,6 +147,12 @@ interface PendingAppend {
 
 /** Distinct user agents and referrers kept parsed. */
 const PARSE_CACHE_SIZE = 10_000;
+/**
+ * Addresses kept located: a GeoIP lookup costs about 1 µs (tree walk and address parsing), a hit
+ * here about 0.05 µs, and a visitor's address repeats with each of their events. The addresses
+ * stay in this process's memory only, as the visitor-id cache's do.
+ */
+const GEO_CACHE_SIZE = 50_000;
 /** Visitor ids kept per day (visitor-id.ts). */
 const VISITOR_CACHE_SIZE = 50_000;
 const NO_PROPS: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
@@ -230,7 +236,16 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     ? undefined
     : openGeoDatabase(config.geoDatabasePath, { wrap: (geo): PlacedGeo => ({ geo, part: geoPart(geo) }) });
   if (geoDatabase) logger?.info({ database: geoDatabase.description }, 'GeoIP database opened');
-  const lookupGeo = (ip: string): PlacedGeo => (geoDatabase === undefined || ip === '' ? UNPLACED : geoDatabase.lookup(ip) ?? UNPLACED);
+  const geoCache = new LruCache<string, PlacedGeo>(geoDatabase === undefined ? 0 : GEO_CACHE_SIZE);
+  const lookupGeo = (ip: string): PlacedGeo => {
+    if (geoDatabase === undefined || ip === '') return UNPLACED;
+    let placed = geoCache.get(ip);
+    if (placed === undefined) {
+      placed = geoDatabase.lookup(ip) ?? UNPLACED;
+      geoCache.set(ip, placed);
+    }
+    return placed;
+  };
   // Writes each call's records into a buffer of their own, handed to the log whole (see below).
   const writer = new JsonBytesWriter(64);
   /** Running mean of record bytes. */
