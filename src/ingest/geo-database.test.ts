@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { chmodSync, copyFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config.js';
-import { CITY_EXPECTED, writeTestDatabases, type TestDatabases } from '../../test/fixtures/geo/test-databases.js';
+import { writeMmdb } from '../../test/fixtures/geo/mmdb-writer.js';
+import { CITY_EXPECTED, CITY_NETWORKS, writeTestDatabases, type TestDatabases } from '../../test/fixtures/geo/test-databases.js';
 import { locationOfRecord, openGeoDatabase } from './geo-database.js';
 
 describe('GeoIP database', () => {
@@ -49,6 +50,12 @@ describe('GeoIP database', () => {
     expect(db.lookup('81.2.69.160')).to.deep.equal({ country: 'GB', region: null, city: null });
     expect(db.lookup('198.51.100.1')).to.deep.equal({ country: 'DE', region: null, city: null });
     expect(db.lookup('2001:db8:1::1')).to.equal(null);
+  });
+
+  it('opens a database whose type says it holds locations besides ISP data', () => {
+    const path = join(dbs.dir, 'location-isp.mmdb');
+    writeFileSync(path, writeMmdb({ ipVersion: 6, databaseType: 'DBIP-Location-ISP', networks: CITY_NETWORKS }));
+    expect(openGeoDatabase(path).lookup('81.2.69.160')).to.deep.equal({ country: 'GB', region: 'GB-ENG', city: 'London' });
   });
 
   it('gives null, never an exception, for strings that are not addresses', () => {

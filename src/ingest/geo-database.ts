@@ -5,8 +5,8 @@
  * (`ingest.geoDatabasePath`); it is read once, at start-up, and kept in memory.
  *
  * - Start-up fails (ConfigError, naming the setting) when the file is missing, unreadable,
- *   compressed, not a MaxMind DB, or a database of another kind (ASN, ISP…) that holds no
- *   location: a typo in the path must not silently turn geography off.
+ *   compressed, not a MaxMind DB, or a database of a kind that holds no location (ASN, ISP,
+ *   anonymous IP…): a wrong path must not silently turn geography off.
  * - A lookup never throws: an address the database does not know, or a string that is not an
  *   address, is `null`. The address is used for the lookup only and kept nowhere (no cache here
  *   is keyed by it).
@@ -31,7 +31,7 @@ export interface GeoDatabase<T = GeoLocation> {
    * with one), or null when the database does not tell. Never throws.
    */
   lookup(ip: string): T | null;
-  /** What the file is, for the start-up log: type, build date and how many networks it covers. */
+  /** What the file is, for the start-up log: its type, build date and IP version. */
   readonly description: string;
 }
 
@@ -44,9 +44,13 @@ export interface GeoDatabaseOptions<T> {
 
 /** The setting (and its environment variable) start-up errors name. */
 const SETTING = 'ingest.geoDatabasePath (SLUICE_INGEST_GEO_DATABASE_PATH)';
-const GZIP_MAGIC = [0x1f, 0x8b];
-/** Database types with no location in their records. */
-const NOT_LOCATION = /ASN|ISP|Domain|Connection-Type|Anonymous|User-Count|Static-IP|Enterprise-Only/i;
+const isGzip = (b: Buffer) => b.length >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08;
+/**
+ * Database types whose records hold no location (MaxMind's and DB-IP's names), unless the type
+ * also says it does ('DBIP-Location-ISP' does).
+ */
+const NO_LOCATION = /ASN|ISP|Domain|Connection-Type|Anonymous|IP-Risk|User-Count|Static-IP/i;
+const LOCATION = /City|Country|Location|Enterprise/i;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
@@ -87,9 +91,9 @@ export function openGeoDatabase<T>(path: string, options: Partial<GeoDatabaseOpt
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new ConfigError(`${SETTING} = ${path}: cannot read the GeoIP database: ${reason}`);
   }
-  if (bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1]) {
-    throw new ConfigError(`${SETTING} = ${path}: the file is gzip-compressed; give the extracted .mmdb file`);
-  }
+  const notMmdb = (why: string) => new ConfigError(isGzip(bytes)
+    ? `${SETTING} = ${path}: the file is gzip-compressed; give the extracted .mmdb file`
+    : `${SETTING} = ${path}: not a MaxMind DB (.mmdb) file: ${why}`);
   const decoded = new LruCache<number, unknown>(options.cacheSize ?? 10_000);
   let reader: Reader<Response>;
   try {
@@ -98,13 +102,14 @@ export function openGeoDatabase<T>(path: string, options: Partial<GeoDatabaseOpt
       cache: { get: (k) => decoded.get(k as number), set: (k, v) => decoded.set(k as number, v) },
     });
   } catch (err) {
-    throw new ConfigError(`${SETTING} = ${path}: not a MaxMind DB (.mmdb) file: ${(err as Error).message}`);
+    throw notMmdb((err as Error).message);
   }
   const meta = reader.metadata;
-  if (meta.binaryFormatMajorVersion !== 2 || (meta.ipVersion !== 4 && meta.ipVersion !== 6) || typeof meta.databaseType !== 'string') {
+  if (typeof meta.databaseType !== 'string' || typeof meta.nodeCount !== 'number') throw notMmdb('no metadata');
+  if (meta.binaryFormatMajorVersion !== 2 || (meta.ipVersion !== 4 && meta.ipVersion !== 6)) {
     throw new ConfigError(`${SETTING} = ${path}: unsupported MaxMind DB (format ${meta.binaryFormatMajorVersion}, IP version ${meta.ipVersion})`);
   }
-  if (NOT_LOCATION.test(meta.databaseType)) {
+  if (NO_LOCATION.test(meta.databaseType) && !LOCATION.test(meta.databaseType)) {
     throw new ConfigError(`${SETTING} = ${path}: a ${meta.databaseType} database holds no locations; give a City or Country database`);
   }
   const ipv6 = meta.ipVersion === 6;
@@ -112,7 +117,7 @@ export function openGeoDatabase<T>(path: string, options: Partial<GeoDatabaseOpt
   const locations = new WeakMap<object, T | GeoLocation | null>();
 
   return {
-    description: `${meta.databaseType}, built ${meta.buildEpoch.toISOString().slice(0, 10)}, IPv${meta.ipVersion}`,
+    description: `${meta.databaseType}, built ${Number.isNaN(meta.buildEpoch.getTime()) ? 'at an unknown date' : meta.buildEpoch.toISOString().slice(0, 10)}, IPv${meta.ipVersion}`,
     lookup(ip) {
       const family = isIP(ip);
       if (family === 0 || (family === 6 && !ipv6)) return null;
