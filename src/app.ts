@@ -69,7 +69,10 @@ interface Adapters {
 
 function embeddedAdapters(config: Config): Adapters {
   const eventLog = new MemoryEventLog({ partitions: config.eventLog.partitions });
-  const store = new MemoryRollupStore();
+  const r = config.rollups;
+  const store = new MemoryRollupStore({ retentionMs: {
+    minute: r.minuteRetentionDays * DAY_MS, quarter: r.quarterRetentionDays * DAY_MS, hour: r.hourRetentionDays * DAY_MS, day: r.dayRetentionDays * DAY_MS,
+  } });
   const archive = new MemoryRawArchive();
   const bus = new MemoryLiveBus();
   const cache = new MemoryQueryCache();
@@ -115,7 +118,11 @@ async function distributedAdapters(config: Config, logger: Logger, registry: Reg
     const migrated = await applyMigrations({ ...connection, replication: replicationOf(c), logger: logger.child({ adapter: 'cassandra' }) });
     if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'schema migrations applied');
     const store = await CassandraRollupStore.connect({
-      ...connection, consistency: c.consistency, retentionMs: c.minuteRetentionDays * DAY_MS,
+      ...connection, consistency: c.consistency,
+      retentionMs: {
+        minute: config.rollups.minuteRetentionDays * DAY_MS, quarter: config.rollups.quarterRetentionDays * DAY_MS,
+        hour: config.rollups.hourRetentionDays * DAY_MS, day: config.rollups.dayRetentionDays * DAY_MS,
+      },
       writeConcurrency: c.writeConcurrency, watermarkScope: config.aggregate.groupId, logger: logger.child({ adapter: 'cassandra' }),
     });
     opened.push(store);

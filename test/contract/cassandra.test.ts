@@ -25,10 +25,10 @@ describe('Cassandra seams', function () {
   });
   after(async () => ks?.drop());
 
-  rollupStoreContract('cassandra', async () => {
-    // The contract's rows are dated 2026-01-01: kept forever here, TTLs have their own tests.
-    // Each test's watermarks are its own scope.
-    const store = await CassandraRollupStore.connect({ ...keyspace().options, retentionMs: null, watermarkScope: randomUUID() });
+  rollupStoreContract('cassandra', async (options) => {
+    // The contract's rows are dated 2026-01-01: kept forever unless a test asks for retention
+    // (real expiry has its own tests). Each test's watermarks and checkpoints are its own scope.
+    const store = await CassandraRollupStore.connect({ ...keyspace().options, watermarkScope: randomUUID(), ...options, retentionMs: options.retentionMs ?? null });
     return { store, close: () => store.close() };
   });
 

@@ -11,8 +11,8 @@ eventLogContract('memory', async () => {
   return { log, createTopic: async () => {}, close: () => log.close() };
 });
 
-rollupStoreContract('memory', async () => {
-  const store = new MemoryRollupStore();
+rollupStoreContract('memory', async (options) => {
+  const store = new MemoryRollupStore(options);
   return { store, close: () => store.close() };
 });
 

@@ -1,16 +1,20 @@
 /**
- * RollupStore on Cassandra (schema: migrations.ts, table rollup_minute and rollup_watermarks).
+ * RollupStore on Cassandra (schema: migrations.ts version 3 — tables rollups_{minute,quarter,
+ * hour,day}, aggregate_checkpoints — and rollup_watermarks from version 1).
  *
- * - Rows live in one partition per (site, UTC day), clustered by bucket_ms: partitions are
- *   bounded (1440 rows) and a range read touches one partition per day, in parallel up to
- *   `readConcurrency`, concatenated in day order, so rows come back ordered by bucket.
- * - `upsert` is a whole-row INSERT, prepared and idempotent: an INSERT writes every column, and
- *   pages/sources are frozen maps (one cell each), so a rewrite with fewer map keys leaves no
- *   stale keys and the later write wins whole (all cells of one INSERT share a write
- *   timestamp). Writes run through `executeConcurrent`, at most `writeConcurrency` in flight.
- * - TTL is computed from the bucket time: ttl = retention - (now - bucketMs). A replay or a
- *   restatement therefore never extends retention, and rows already past retention are not
- *   written at all.
+ * - One table per tier; rows live in one partition per (site, period), clustered by bucket_ms.
+ *   A period is a fixed number of buckets (PERIOD_MS: an hour of minutes, a day of quarters,
+ *   four days of hours, 96 days of days), so a partition holds at most 60–96 rows whatever the
+ *   site's size: rows carry per-dimension sketches and grow with traffic, row counts must not.
+ *   A range read queries one partition per period, `readConcurrency` at a time, and
+ *   concatenates them in period order, so rows come back ordered by bucket.
+ * - A row is one blob (rollup-codec.ts). `upsert` is a whole-row INSERT, prepared and
+ *   idempotent: the blob is the only regular column, so a rewrite replaces the row whole and
+ *   the later write wins. Writes run through `executeConcurrent`, at most `writeConcurrency`
+ *   in flight; several writes of one row in one call are reduced to the last.
+ * - TTL per tier, computed from the bucket start: ttl = retention − (now − bucketMs). A replay
+ *   or a restatement never extends retention, and rows already past retention are not written.
+ *   Reads skip the periods that can only hold expired rows.
  * - Watermarks are monotone by construction, without a lightweight transaction: each one is
  *   written with a write timestamp equal to its own value (µs). Cassandra keeps, per cell, the
  *   write with the highest timestamp, so a lower watermark written later — by a slow flush,
@@ -19,11 +23,22 @@
  *   per flush and a contended Paxos round at every rebalance; read-then-write-max is racy.
  *   The cost: lowering a watermark by hand needs a DELETE with a higher write timestamp; a
  *   replay from scratch should use a new scope instead.
- *   Watermarks are scoped (`watermarkScope`, e.g. the aggregator group id) so a reprocessing
- *   run beside the live one keeps its own, and `watermark()` reads one partition.
+ *   Watermarks and checkpoints are scoped (`watermarkScope`, e.g. the aggregator group id) so
+ *   a reprocessing run beside the live one keeps its own, and `watermark()` reads one partition.
+ * - Checkpoints are chunked (`checkpointChunkBytes`, 256 KiB): each save writes its chunks
+ *   under a fresh save id, then — only once every chunk is written — the partition's static
+ *   columns naming that save, its chunk count, size and SHA-256. `loadCheckpoint` follows the
+ *   statics to one save and returns null when there is none, when a chunk is missing (a save
+ *   that died, chunks that expired first) or when the digest differs. Kept `checkpointTtlMs`
+ *   (7 days); the statics get the TTL left to the chunks, so they never outlive them.
  */
+import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import type { MinuteRollup, RollupStore } from '../../aggregate/rollup-store.js';
+import { decodeRollup, encodeRollup } from '../../aggregate/rollup-codec.js';
+import { checkBucket } from '../../aggregate/rollup-merge.js';
+import { TIERS, type Rollup, type Tier } from '../../aggregate/rollup.js';
+import type { RollupStore } from '../../aggregate/rollup-store.js';
+import { DEFAULT_TIER_RETENTION, resolveRetention, type TierRetention } from '../../aggregate/tier-roller.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
   checkKeyspace, checkRetention, connectClient, mapBounded, pagedRows, requireTables, toNumber, ttlFor,
@@ -31,39 +46,63 @@ import {
 } from './cassandra-client.js';
 
 export interface CassandraRollupStoreOptions extends CassandraConnectOptions {
-  /** How long minute rows live, from their bucket time; null keeps them forever. Default 35 days. */
-  readonly retentionMs?: number | null;
-  /** Statements in flight per upsert call. Default 32. */
+  /**
+   * How long rows of each tier live, from their bucket start, in ms; null (for a tier, or for
+   * all) keeps them forever. Absent tiers: DEFAULT_TIER_RETENTION (the config's defaults).
+   */
+  readonly retentionMs?: Partial<TierRetention> | null;
+  /** Statements in flight per upsert or checkpoint save. Default 32. */
   readonly writeConcurrency?: number;
-  /** Day partitions read in parallel per read call. Default 4. */
+  /** Partitions read in parallel per read call. Default 4. */
   readonly readConcurrency?: number;
-  /** Rows per page when reading a day. Default 500. */
+  /** Rows per page when reading a partition. Default 100. */
   readonly fetchSize?: number;
-  /** Whose watermarks these are (the aggregator group, which carries the logic version). Default 'default'. */
+  /** Whose watermarks and checkpoints these are (the aggregator group, which carries the logic version). Default 'default'. */
   readonly watermarkScope?: string;
+  /** How long a checkpoint is kept. Default 7 days. */
+  readonly checkpointTtlMs?: number;
+  /** Bytes per checkpoint chunk. Default 256 KiB. */
+  readonly checkpointChunkBytes?: number;
   /** Wall clock for TTLs, ms. */
   readonly now?: () => number;
   readonly logger?: Logger;
 }
 
-export const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
-/** A read spanning more day partitions than this is refused rather than fanned out. */
-const MAX_READ_DAYS = 3_700;
-const DEFAULT_RETENTION_MS = 35 * DAY_MS;
+const HOUR_MS = 60 * MINUTE_MS;
+const DAY_MS = 24 * HOUR_MS;
 
-const TABLES = ['rollup_minute', 'rollup_watermarks'] as const;
+/** Length of a partition's period per tier: at most 60 minute rows, 96 quarter, hour or day rows. */
+export const PERIOD_MS: Readonly<Record<Tier, number>> = { minute: HOUR_MS, quarter: DAY_MS, hour: 4 * DAY_MS, day: 96 * DAY_MS };
+
+/** The partition period of a bucket (whole periods since the epoch). */
+export function periodOf(tier: Tier, bucketMs: number): number {
+  return Math.floor(bucketMs / PERIOD_MS[tier]);
+}
+
+/** A read spanning more partitions than this is refused rather than fanned out. */
+const MAX_READ_PARTITIONS = 10_000;
+/** A checkpoint larger than this is refused on save and not trusted on load. */
+const MAX_CHECKPOINT_BYTES = 1 << 30;
+
+const TABLES = [...TIERS.map((t) => `rollups_${t}`), 'rollup_watermarks', 'aggregate_checkpoints'] as const;
 
 export class CassandraRollupStore implements RollupStore {
-  private readonly insertRow: string;
-  private readonly selectDay: string;
+  private readonly insertRow: Readonly<Record<Tier, string>>;
+  private readonly selectPeriod: Readonly<Record<Tier, string>>;
   private readonly insertWatermark: string;
   private readonly selectWatermarks: string;
-  private readonly retentionMs: number | null;
+  private readonly insertChunk: string;
+  private readonly insertCheckpointHead: string;
+  private readonly selectCheckpointHead: string;
+  private readonly selectChunks: string;
+  private readonly retention: TierRetention;
   private readonly writeConcurrency: number;
   private readonly readConcurrency: number;
   private readonly fetchSize: number;
   private readonly scope: string;
+  private readonly checkpointTtlS: number;
+  private readonly chunkBytes: number;
   private readonly now: () => number;
   private readonly logger: Logger;
   private closing: Promise<void> | undefined;
@@ -71,7 +110,8 @@ export class CassandraRollupStore implements RollupStore {
   /** Connects and checks that the schema is there; apply the migrations first. */
   static async connect(options: CassandraRollupStoreOptions): Promise<CassandraRollupStore> {
     checkKeyspace(options.keyspace);
-    checkRetention('retentionMs', options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs);
+    const retention = resolveRetention(options.retentionMs, DEFAULT_TIER_RETENTION);
+    for (const tier of TIERS) checkRetention(`retentionMs.${tier}`, retention[tier]);
     const client = await connectClient(options);
     try {
       await requireTables(client, options.keyspace, TABLES);
@@ -79,77 +119,91 @@ export class CassandraRollupStore implements RollupStore {
       await client.shutdown();
       throw e;
     }
-    return new CassandraRollupStore(client, options);
+    return new CassandraRollupStore(client, options, retention);
   }
 
-  private constructor(private readonly client: cassandra.Client, options: CassandraRollupStoreOptions) {
+  private constructor(private readonly client: cassandra.Client, options: CassandraRollupStoreOptions, retention: TierRetention) {
     const ks = options.keyspace;
-    this.insertRow = `INSERT INTO ${ks}.rollup_minute (site, day, bucket_ms, pageviews, events, visitors, pages, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
-    this.selectDay = `SELECT bucket_ms, pageviews, events, visitors, pages, sources FROM ${ks}.rollup_minute WHERE site = ? AND day = ? AND bucket_ms >= ? AND bucket_ms < ?`;
+    const perTier = (f: (tier: Tier) => string) => Object.fromEntries(TIERS.map((t) => [t, f(t)])) as Record<Tier, string>;
+    this.insertRow = perTier((t) => `INSERT INTO ${ks}.rollups_${t} (site, period, bucket_ms, data) VALUES (?, ?, ?, ?) USING TTL ?`);
+    this.selectPeriod = perTier((t) => `SELECT bucket_ms, data FROM ${ks}.rollups_${t} WHERE site = ? AND period = ? AND bucket_ms >= ? AND bucket_ms < ?`);
     this.insertWatermark = `INSERT INTO ${ks}.rollup_watermarks (scope, partition, watermark_ms) VALUES (?, ?, ?) USING TIMESTAMP ?`;
     this.selectWatermarks = `SELECT watermark_ms FROM ${ks}.rollup_watermarks WHERE scope = ?`;
-    this.retentionMs = options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
+    this.insertChunk = `INSERT INTO ${ks}.aggregate_checkpoints (scope, partition, id, save_id, chunk, data) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`;
+    this.insertCheckpointHead = `INSERT INTO ${ks}.aggregate_checkpoints (scope, partition, id, complete_save_id, chunks, total_bytes, digest) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
+    this.selectCheckpointHead = `SELECT complete_save_id, chunks, total_bytes, digest FROM ${ks}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ? LIMIT 1`;
+    this.selectChunks = `SELECT chunk, data FROM ${ks}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ? AND save_id = ?`;
+    this.retention = retention;
     this.writeConcurrency = positive('writeConcurrency', options.writeConcurrency ?? 32);
     this.readConcurrency = positive('readConcurrency', options.readConcurrency ?? 4);
-    this.fetchSize = positive('fetchSize', options.fetchSize ?? 500);
+    this.fetchSize = positive('fetchSize', options.fetchSize ?? 100);
     this.scope = options.watermarkScope ?? 'default';
+    const checkpointTtlMs = options.checkpointTtlMs ?? 7 * DAY_MS;
+    checkRetention('checkpointTtlMs', checkpointTtlMs);
+    this.checkpointTtlS = Math.floor(checkpointTtlMs / 1000);
+    this.chunkBytes = positive('checkpointChunkBytes', options.checkpointChunkBytes ?? 256 * 1024);
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? silentLogger();
   }
 
-  async upsert(rows: readonly MinuteRollup[]): Promise<void> {
+  async upsert(rows: readonly Rollup[]): Promise<void> {
     // The last of several writes of one row in a call wins, as it would if written in order:
     // concurrent statements have no order of their own.
-    const latest = new Map<string, MinuteRollup>();
+    const latest = new Map<string, Rollup>();
     for (const row of rows) {
       checkRow(row);
-      latest.set(`${row.site}\u0000${row.bucketMs}`, row);
+      latest.set(`${row.tier}\u0000${row.site}\u0000${row.bucketMs}`, row);
     }
     const now = this.now();
-    const params: unknown[][] = [];
+    const statements: Array<{ query: string; params: unknown[] }> = [];
     let expired = 0;
     for (const row of latest.values()) {
-      const ttl = ttlFor(row.bucketMs, this.retentionMs, now);
+      const ttl = ttlFor(row.bucketMs, this.retention[row.tier], now);
       if (ttl === null) {
         expired++;
         continue;
       }
-      params.push([
-        row.site, dayOf(row.bucketMs), row.bucketMs, row.pageviews, row.events,
-        Buffer.from(row.visitors.buffer, row.visitors.byteOffset, row.visitors.byteLength),
-        { ...row.pages }, { ...row.sources }, ttl,
-      ]);
+      statements.push({
+        query: this.insertRow[row.tier],
+        params: [row.site, periodOf(row.tier, row.bucketMs), row.bucketMs, encodeRollup(row), ttl],
+      });
     }
     if (expired > 0) this.logger.debug({ expired }, 'rollup rows past retention not written');
-    if (params.length === 0) return;
-    await cassandra.concurrent.executeConcurrent(this.client, this.insertRow, params, {
+    if (statements.length === 0) return;
+    await cassandra.concurrent.executeConcurrent(this.client, statements, {
       concurrencyLevel: this.writeConcurrency,
       raiseOnFirstError: true,
       collectResults: false,
     });
   }
 
-  async read(site: string, fromMs: number, toMs: number): Promise<MinuteRollup[]> {
+  async read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]> {
+    if (!TIERS.includes(tier)) throw new RangeError(`unknown tier ${JSON.stringify(tier)}`);
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
     // Rows before now - retention have expired: no need to visit their partitions.
-    const from = this.retentionMs === null ? fromMs : Math.max(fromMs, this.now() - this.retentionMs);
-    if (toMs <= from) return [];
-    const firstDay = dayOf(from);
-    const lastDay = dayOf(Math.ceil(toMs) - 1);
-    if (lastDay - firstDay + 1 > MAX_READ_DAYS) throw new RangeError(`read of ${lastDay - firstDay + 1} days exceeds ${MAX_READ_DAYS}`);
-    const days = Array.from({ length: lastDay - firstDay + 1 }, (_, i) => firstDay + i);
-    const perDay = await mapBounded(days, this.readConcurrency, async (day) => {
-      const out: MinuteRollup[] = [];
-      for await (const page of pagedRows(this.client, this.selectDay, [site, day, Math.ceil(from), Math.ceil(toMs)], this.fetchSize)) {
-        for (const r of page) out.push(rowFrom(site, r));
+    const retention = this.retention[tier];
+    const from = Math.ceil(retention === null ? fromMs : Math.max(fromMs, this.now() - retention));
+    const to = Math.ceil(toMs);
+    if (to <= from) return [];
+    const first = periodOf(tier, from);
+    const last = periodOf(tier, to - 1);
+    if (last - first + 1 > MAX_READ_PARTITIONS) throw new RangeError(`read of ${last - first + 1} ${tier} partitions exceeds ${MAX_READ_PARTITIONS}`);
+    const periods = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    const perPeriod = await mapBounded(periods, this.readConcurrency, async (period) => {
+      const out: Rollup[] = [];
+      for await (const page of pagedRows(this.client, this.selectPeriod[tier], [site, period, from, to], this.fetchSize)) {
+        for (const r of page) {
+          const bucketMs = toNumber(r.get('bucket_ms'));
+          out.push(decodeRollup(site, tier, bucketMs, r.get('data') as Buffer));
+        }
       }
       return out;
     });
-    return perDay.flat();
+    return perPeriod.flat();
   }
 
   async setWatermark(partition: number, watermarkMs: number): Promise<void> {
-    if (!Number.isInteger(partition) || partition < 0) throw new RangeError(`bad partition ${partition}`);
+    checkPartition(partition);
     if (!Number.isSafeInteger(watermarkMs)) throw new RangeError(`bad watermark ${watermarkMs}`);
     await this.client.execute(this.insertWatermark, [
       this.scope, partition, watermarkMs, cassandra.types.Long.fromNumber(watermarkMs).multiply(1000),
@@ -166,14 +220,77 @@ export class CassandraRollupStore implements RollupStore {
     return min;
   }
 
+  async saveCheckpoint(partition: number, id: string, data: Uint8Array): Promise<void> {
+    checkPartition(partition);
+    if (typeof id !== 'string' || id === '') throw new RangeError('checkpoint id must be a non-empty string');
+    if (data.length > MAX_CHECKPOINT_BYTES) throw new RangeError(`checkpoint of ${data.length} bytes exceeds ${MAX_CHECKPOINT_BYTES}`);
+    const started = this.now();
+    const saveId = cassandra.types.Uuid.random();
+    const chunks = Math.ceil(data.length / this.chunkBytes);
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const params = Array.from({ length: chunks }, (_, i) => [
+      this.scope, partition, id, saveId, i, bytes.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes), this.checkpointTtlS,
+    ]);
+    if (params.length > 0) {
+      await cassandra.concurrent.executeConcurrent(this.client, this.insertChunk, params, {
+        concurrencyLevel: Math.min(this.writeConcurrency, 8),
+        raiseOnFirstError: true,
+        collectResults: false,
+      });
+    }
+    // The head names the save only once every chunk is durable, with the TTL the chunks have left.
+    const headTtlS = this.checkpointTtlS - Math.ceil((this.now() - started) / 1000);
+    if (headTtlS < 1) throw new Error(`checkpoint ${partition}/${id} took longer to save than its TTL`);
+    const digest = createHash('sha256').update(bytes).digest();
+    await this.client.execute(this.insertCheckpointHead, [
+      this.scope, partition, id, saveId, chunks, cassandra.types.Long.fromNumber(data.length), digest, headTtlS,
+    ]);
+  }
+
+  async loadCheckpoint(partition: number, id: string): Promise<Uint8Array | null> {
+    checkPartition(partition);
+    const head = (await this.client.execute(this.selectCheckpointHead, [this.scope, partition, id])).first();
+    const saveId = head?.get('complete_save_id') as cassandra.types.Uuid | null | undefined;
+    if (!head || !saveId) return null;
+    const chunks = Number(head.get('chunks'));
+    const total = toNumber(head.get('total_bytes'));
+    const digest = head.get('digest') as Buffer | null;
+    if (!Number.isInteger(chunks) || chunks < 0 || total < 0 || total > MAX_CHECKPOINT_BYTES || !digest) {
+      this.logger.warn({ partition, id }, 'checkpoint head is malformed; ignoring it');
+      return null;
+    }
+    const out = new Uint8Array(total);
+    let next = 0;
+    let filled = 0;
+    // Pages of 8 chunks (2 MiB at the default size): the whole checkpoint is held once, in `out`.
+    for await (const page of pagedRows(this.client, this.selectChunks, [this.scope, partition, id, saveId], 8)) {
+      for (const r of page) {
+        const chunk = Number(r.get('chunk'));
+        const data = r.get('data') as Buffer | null;
+        if (chunk !== next || !data || filled + data.length > total) {
+          this.logger.warn({ partition, id, chunk, expected: next }, 'checkpoint incomplete or inconsistent');
+          return null;
+        }
+        out.set(data, filled);
+        filled += data.length;
+        next++;
+      }
+    }
+    if (next !== chunks || filled !== total) {
+      this.logger.warn({ partition, id, chunks: next, expected: chunks }, 'checkpoint incomplete');
+      return null;
+    }
+    if (!createHash('sha256').update(out).digest().equals(digest)) {
+      this.logger.warn({ partition, id }, 'checkpoint digest differs; ignoring it');
+      return null;
+    }
+    return out;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.client.shutdown();
     return this.closing;
   }
-}
-
-export function dayOf(ms: number): number {
-  return Math.floor(ms / DAY_MS);
 }
 
 function positive(name: string, n: number): number {
@@ -181,29 +298,12 @@ function positive(name: string, n: number): number {
   return n;
 }
 
-function checkRow(row: MinuteRollup): void {
+function checkPartition(partition: number): void {
+  if (!Number.isInteger(partition) || partition < 0 || partition > 0x7fffffff) throw new RangeError(`bad partition ${partition}`);
+}
+
+function checkRow(row: Rollup): void {
   if (typeof row.site !== 'string' || row.site === '') throw new TypeError('rollup row without a site');
-  if (!Number.isSafeInteger(row.bucketMs) || row.bucketMs % MINUTE_MS !== 0) throw new RangeError(`rollup row of ${row.site}: bucketMs ${row.bucketMs} is not a minute start`);
-  if (!Number.isSafeInteger(row.pageviews) || !Number.isSafeInteger(row.events)) throw new RangeError(`rollup row of ${row.site} at ${row.bucketMs}: counts must be integers`);
-}
-
-function numberMap(v: unknown): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (v === null || v === undefined) return out;
-  const entries = v instanceof Map ? [...(v as Map<string, unknown>).entries()] : Object.entries(v as Record<string, unknown>);
-  for (const [k, n] of entries) out[k] = toNumber(n);
-  return out;
-}
-
-function rowFrom(site: string, r: cassandra.types.Row): MinuteRollup {
-  const visitors = r.get('visitors') as Buffer | null;
-  return {
-    site,
-    bucketMs: toNumber(r.get('bucket_ms')),
-    pageviews: toNumber(r.get('pageviews')),
-    events: toNumber(r.get('events')),
-    visitors: visitors ? new Uint8Array(visitors) : new Uint8Array(0),
-    pages: numberMap(r.get('pages')),
-    sources: numberMap(r.get('sources')),
-  };
+  if (!TIERS.includes(row.tier)) throw new RangeError(`rollup row of ${row.site}: unknown tier ${JSON.stringify(row.tier)}`);
+  checkBucket(row.tier, row.bucketMs);
 }

@@ -124,6 +124,51 @@ export const MIGRATIONS: readonly Migration[] = [
         AND ${TWCS_1D}`,
     ],
   },
+  {
+    version: 3,
+    name: 'rollup tiers and session checkpoints',
+    statements: [
+      // One table per tier rather than tier in the key: each tier has its own TTL (35 days to
+      // 10 years), and time-window compaction only drops whole SSTables when everything in a
+      // table expires on a similar horizon; the windows below give each table 20-40 windows
+      // over its default retention. A row is one blob (rollup-codec.ts, versioned), replaced
+      // whole by every write: no collections, no tombstones, and a later write wins whole.
+      // Partitions are (site, period), clustered by bucket: a period holds at most 60-96 rows
+      // (PERIOD_MS in cassandra-rollup-store.ts), small whatever the site's size. The
+      // period is floor(bucket_ms / period length), in whole periods since the epoch.
+      // rollup_minute (migration 1) is no longer written; it expires by its TTLs.
+      ...([['minute', 1], ['quarter', 14], ['hour', 30], ['day', 180]] as const).map(([tier, windowDays]) => `CREATE TABLE IF NOT EXISTS {keyspace}.rollups_${tier} (
+        site text,
+        period int,
+        bucket_ms bigint,
+        data blob,
+        PRIMARY KEY ((site, period), bucket_ms)
+      ) WITH CLUSTERING ORDER BY (bucket_ms ASC)
+        AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': ${windowDays}}
+        AND gc_grace_seconds = ${DAY_S}`),
+      // Aggregator session state, chunked: a checkpoint can be tens of MB, a Cassandra
+      // mutation should stay well below a MB. One partition per (scope, event-log partition,
+      // checkpoint id); each save writes its chunks under its own save_id, then the statics
+      // name the complete save (its id, chunk count, size and digest). A save that died
+      // half-way, or two saves of one id racing, therefore never mix: a reader follows the
+      // statics to one whole save. Kept a week (TTL on every write, and as the default).
+      `CREATE TABLE IF NOT EXISTS {keyspace}.aggregate_checkpoints (
+        scope text,
+        partition int,
+        id text,
+        save_id uuid,
+        chunk int,
+        data blob,
+        complete_save_id uuid STATIC,
+        chunks int STATIC,
+        total_bytes bigint STATIC,
+        digest blob STATIC,
+        PRIMARY KEY ((scope, partition, id), save_id, chunk)
+      ) WITH CLUSTERING ORDER BY (save_id ASC, chunk ASC)
+        AND default_time_to_live = ${7 * DAY_S}
+        AND ${TWCS_1D}`,
+    ],
+  },
 ];
 
 const LOCK_NAME = 'migrations';

@@ -1,35 +1,102 @@
 /**
- * In-memory RollupStore for the embedded default and tests: rows keyed by site and bucket,
- * replaced whole on upsert (absolute values), read back in bucket order.
+ * In-memory RollupStore for the embedded default and tests, with the Cassandra store's
+ * semantics (test/contract/rollup-store.contract.ts):
+ *
+ * - rows are kept as their encoded blobs (rollup-codec.ts), exactly as Cassandra keeps them:
+ *   an upsert replaces the row whole, a caller mutating its row afterwards changes nothing
+ *   stored, every read returns fresh rows, and a row that Cassandra could not store (bad
+ *   counts, bad sketches) fails here too;
+ * - retention per tier, counted from the bucket start against the injectable clock `now`:
+ *   rows already past retention are not written, expired rows are never returned, and a sweep
+ *   (at most once a minute, on upsert) frees them. Default: no retention (`new
+ *   MemoryRollupStore()` keeps everything, as tests expect); the composition root passes the
+ *   configured one;
+ * - checkpoints are copied in and out, expire after `checkpointTtlMs` (7 days), and — a memory
+ *   bound Cassandra does not need — only the newest `maxCheckpointsPerPartition` (16) of a
+ *   partition are kept: the aggregator only ever loads its latest committed one.
  */
-import type { MinuteRollup, RollupStore } from '../../aggregate/rollup-store.js';
+import { decodeRollup, encodeRollup } from '../../aggregate/rollup-codec.js';
+import { checkBucket } from '../../aggregate/rollup-merge.js';
+import { TIERS, type Rollup, type Tier } from '../../aggregate/rollup.js';
+import type { RollupStore } from '../../aggregate/rollup-store.js';
+import { resolveRetention, type TierRetention } from '../../aggregate/tier-roller.js';
+
+export interface MemoryRollupStoreOptions {
+  /** Per tier, ms from the bucket start; null or absent: forever. */
+  readonly retentionMs?: Partial<TierRetention> | null;
+  /** Default 7 days. */
+  readonly checkpointTtlMs?: number;
+  /** Default 16. */
+  readonly maxCheckpointsPerPartition?: number;
+  /** Wall clock, ms. */
+  readonly now?: () => number;
+}
+
+const NO_RETENTION: TierRetention = { minute: null, quarter: null, hour: null, day: null };
+const SWEEP_INTERVAL_MS = 60_000;
+
+interface StoredCheckpoint {
+  readonly data: Uint8Array;
+  readonly expiresAtMs: number;
+}
 
 export class MemoryRollupStore implements RollupStore {
-  private readonly sites = new Map<string, Map<number, MinuteRollup>>();
+  /** site → tier → bucketMs → blob. */
+  private readonly sites = new Map<string, Map<Tier, Map<number, Uint8Array>>>();
   private readonly watermarks = new Map<number, number>();
+  /** partition → id → checkpoint, in save order (re-saving an id moves it last). */
+  private readonly checkpoints = new Map<number, Map<string, StoredCheckpoint>>();
+  private readonly retention: TierRetention;
+  private readonly checkpointTtlMs: number;
+  private readonly maxCheckpoints: number;
+  private readonly now: () => number;
+  private lastSweepMs = Number.NEGATIVE_INFINITY;
 
-  async upsert(rows: readonly MinuteRollup[]): Promise<void> {
-    for (const row of rows) {
-      let site = this.sites.get(row.site);
-      if (!site) {
-        site = new Map();
-        this.sites.set(row.site, site);
-      }
-      // Copy so that a caller mutating its row afterwards cannot change what is stored.
-      site.set(row.bucketMs, {
-        ...row,
-        visitors: new Uint8Array(row.visitors),
-        pages: { ...row.pages },
-        sources: { ...row.sources },
-      });
-    }
+  constructor(options: MemoryRollupStoreOptions = {}) {
+    this.retention = resolveRetention(options.retentionMs ?? null, NO_RETENTION);
+    this.checkpointTtlMs = options.checkpointTtlMs ?? 7 * 86_400_000;
+    this.maxCheckpoints = options.maxCheckpointsPerPartition ?? 16;
+    if (!Number.isInteger(this.maxCheckpoints) || this.maxCheckpoints < 1) throw new RangeError(`maxCheckpointsPerPartition must be a positive integer, got ${this.maxCheckpoints}`);
+    this.now = options.now ?? Date.now;
   }
 
-  async read(site: string, fromMs: number, toMs: number): Promise<MinuteRollup[]> {
-    const rows = this.sites.get(site);
-    if (!rows) return [];
-    const out: MinuteRollup[] = [];
-    for (const row of rows.values()) if (row.bucketMs >= fromMs && row.bucketMs < toMs) out.push(row);
+  async upsert(rows: readonly Rollup[]): Promise<void> {
+    const now = this.now();
+    // Encode every row before storing any, so a bad row fails the call without a partial write.
+    const encoded: Array<[Rollup, Uint8Array]> = [];
+    for (const row of rows) {
+      checkRow(row);
+      // As Cassandra: a row with less than a second left is not written.
+      if (!this.alive(row.tier, row.bucketMs, now + 1000)) continue;
+      encoded.push([row, encodeRollup(row)]);
+    }
+    for (const [row, blob] of encoded) {
+      let tiers = this.sites.get(row.site);
+      if (!tiers) {
+        tiers = new Map();
+        this.sites.set(row.site, tiers);
+      }
+      let buckets = tiers.get(row.tier);
+      if (!buckets) {
+        buckets = new Map();
+        tiers.set(row.tier, buckets);
+      }
+      // A copy: encodeRollup returns a view into a larger scratch buffer.
+      buckets.set(row.bucketMs, Uint8Array.from(blob));
+    }
+    if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) this.sweep(now);
+  }
+
+  async read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]> {
+    if (!TIERS.includes(tier)) throw new RangeError(`unknown tier ${JSON.stringify(tier)}`);
+    if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
+    const buckets = this.sites.get(site)?.get(tier);
+    if (!buckets) return [];
+    const now = this.now();
+    const out: Rollup[] = [];
+    for (const [bucketMs, blob] of buckets) {
+      if (bucketMs >= fromMs && bucketMs < toMs && this.alive(tier, bucketMs, now)) out.push(decodeRollup(site, tier, bucketMs, blob));
+    }
     return out.sort((a, b) => a.bucketMs - b.bucketMs);
   }
 
@@ -43,5 +110,50 @@ export class MemoryRollupStore implements RollupStore {
     return Math.min(...this.watermarks.values());
   }
 
+  async saveCheckpoint(partition: number, id: string, data: Uint8Array): Promise<void> {
+    if (!Number.isInteger(partition) || partition < 0) throw new RangeError(`bad partition ${partition}`);
+    if (typeof id !== 'string' || id === '') throw new RangeError('checkpoint id must be a non-empty string');
+    let byId = this.checkpoints.get(partition);
+    if (!byId) {
+      byId = new Map();
+      this.checkpoints.set(partition, byId);
+    }
+    byId.delete(id);
+    byId.set(id, { data: Uint8Array.from(data), expiresAtMs: this.now() + this.checkpointTtlMs });
+    while (byId.size > this.maxCheckpoints) byId.delete(byId.keys().next().value!);
+  }
+
+  async loadCheckpoint(partition: number, id: string): Promise<Uint8Array | null> {
+    const stored = this.checkpoints.get(partition)?.get(id);
+    if (!stored || stored.expiresAtMs <= this.now()) return null;
+    return Uint8Array.from(stored.data);
+  }
+
   async close(): Promise<void> {}
+
+  private alive(tier: Tier, bucketMs: number, now: number): boolean {
+    const retention = this.retention[tier];
+    return retention === null || bucketMs + retention > now;
+  }
+
+  private sweep(now: number): void {
+    this.lastSweepMs = now;
+    for (const [site, tiers] of this.sites) {
+      for (const [tier, buckets] of tiers) {
+        if (this.retention[tier] === null) continue;
+        for (const bucketMs of buckets.keys()) if (!this.alive(tier, bucketMs, now)) buckets.delete(bucketMs);
+        if (buckets.size === 0) tiers.delete(tier);
+      }
+      if (tiers.size === 0) this.sites.delete(site);
+    }
+    for (const byId of this.checkpoints.values()) {
+      for (const [id, c] of byId) if (c.expiresAtMs <= now) byId.delete(id);
+    }
+  }
+}
+
+function checkRow(row: Rollup): void {
+  if (typeof row.site !== 'string' || row.site === '') throw new TypeError('rollup row without a site');
+  if (!TIERS.includes(row.tier)) throw new RangeError(`rollup row of ${row.site}: unknown tier ${JSON.stringify(row.tier)}`);
+  checkBucket(row.tier, row.bucketMs);
 }
