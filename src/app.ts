@@ -35,6 +35,7 @@ import { createInvalidatingLiveBus } from './query/invalidating-live-bus.js';
 import type { LiveBus } from './query/live-bus.js';
 import type { QueryCache } from './query/query-cache.js';
 import { createQueryService, type QueryService } from './query/query-service.js';
+import { configSiteSettings } from './query/site-settings.js';
 
 const DAY_MS = 86_400_000;
 
@@ -197,7 +198,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     ingest = createIngestService({
       log: eventLog, topic: config.eventLog.eventsTopic, config: config.ingest, registry, logger: logger.child({ stage: 'ingest' }),
     });
-    query = createQueryService({ store, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }) });
+    query = createQueryService({
+      store, archive, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
+      settings: configSiteSettings(config.sites), retention: config.rollups, defaultTimeZone: config.query.defaultTimeZone,
+      maxRawScanEvents: config.query.maxRawScanEvents, sessionTimeoutMs: config.aggregate.sessionTimeoutMs,
+    });
     gateway = new Gateway({
       config: config.gateway, ingest, query, bus, currentVisitors, registry, apiKeys: new ApiKeys(keyEntries),
       logger: logger.child({ stage: 'gateway' }), ready: () => ready,

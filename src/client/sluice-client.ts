@@ -12,6 +12,7 @@ import { WebsocketClientTransport } from 'rsocket-websocket-client';
 import WebSocket from 'ws';
 import { MIME } from '../../protocol/mime.js';
 import { parseErrorBody, type ErrorCode } from '../../protocol/errors.js';
+import type { LiveQueryMessage, QueryRequest, QueryResponse } from '../../protocol/query-schema.js';
 import type { Event, IngestAck } from '../../protocol/schema.js';
 
 export class SluiceClientError extends Error {
@@ -124,6 +125,19 @@ export class SluiceClient {
   /** Acknowledged batch: resolves once the server holds the accepted events durably. */
   sendBatch(events: readonly Event[]): Promise<IngestAck> {
     return this.request<IngestAck>('ingest.batch', { events });
+  }
+
+  /** The declarative query (`query.run`). */
+  query(request: QueryRequest): Promise<QueryResponse> {
+    return this.request<QueryResponse>('query.run', request);
+  }
+
+  /**
+   * A live query (`live.query`): a snapshot, then updates with what changed. `initialRequest`
+   * credits first; call `request(n)` on the handle for more (updates are conflated meanwhile).
+   */
+  liveQuery(request: QueryRequest, handlers: StreamHandlers<LiveQueryMessage>, initialRequest = 2 ** 31 - 1): StreamHandle {
+    return this.stream<LiveQueryMessage>('live.query', request, initialRequest, handlers);
   }
 
   fireAndForget(route: string, body: unknown): void {

@@ -9,6 +9,7 @@ import type { Event } from '../../protocol/schema.js';
 import { SluiceError, isSluiceError } from '../errors.js';
 import type { ConnectionContext, IngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../log.js';
+import { openLiveQuery } from '../query/live-query.js';
 import { openLiveStream } from '../query/live-stream.js';
 import { CURRENT_WINDOW_MS, type CurrentVisitors } from '../query/current-visitors.js';
 import type { LiveBus } from '../query/live-bus.js';
@@ -93,6 +94,9 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
       case 'query.breakdown':
         checkSite(req.body.site);
         return deps.query.breakdown(req.body);
+      case 'query.run':
+        checkSite(req.body.site);
+        return deps.query.run(req.body);
       case 'query.current': {
         checkSite(req.body.site);
         const at = Date.now();
@@ -167,7 +171,7 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
         if (deps.shuttingDown()) throw new SluiceError('SHUTTING_DOWN', 'server is shutting down');
         const req = routeRequest('requestStream', payload, deps.maxDataBytes);
         route = req.route;
-        if (req.route !== 'live.metrics') throw new SluiceError('ROUTE_WRONG_INTERACTION', `route "${req.route}" is not request-stream`);
+        if (req.route !== 'live.metrics' && req.route !== 'live.query') throw new SluiceError('ROUTE_WRONG_INTERACTION', `route "${req.route}" is not request-stream`);
         checkSite(req.body.site);
         if (openStreams >= deps.maxStreamsPerConnection) {
           throw new SluiceError('STREAM_LIMIT', `at most ${deps.maxStreamsPerConnection} live streams per connection`);
@@ -176,25 +180,23 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
         metrics.liveStreams.inc();
         metrics.requests.inc({ route, outcome: 'ok' });
         let ended = false;
-        const stream = openLiveStream({
-          site: req.body.site,
-          windowMinutes: req.body.windowMinutes ?? 30,
-          query: deps.query,
-          bus: deps.bus,
-          sink: {
-            next: (message) => responderStream.onNext({ data: Buffer.from(JSON.stringify(message)) }, false),
-            error: (e) => {
-              const err = fail(route, e);
-              responderStream.onError(rsocketError(err.code as ErrorCode, err.message));
-            },
+        const sink = {
+          next: (message: unknown) => responderStream.onNext({ data: Buffer.from(JSON.stringify(message)) }, false),
+          error: (e: unknown) => {
+            const err = fail(route, e);
+            responderStream.onError(rsocketError(err.code as ErrorCode, err.message));
           },
-          onClose: () => {
-            if (ended) return;
-            ended = true;
-            openStreams--;
-            metrics.liveStreams.dec();
-          },
-        });
+        };
+        const onClose = () => {
+          if (ended) return;
+          ended = true;
+          openStreams--;
+          metrics.liveStreams.dec();
+        };
+        const stream = req.route === 'live.query'
+          // An invalid query fails on its first run, before any message: as an error of this stream.
+          ? openLiveQuery({ request: req.body, query: deps.query, bus: deps.bus, sink, onClose })
+          : openLiveStream({ site: req.body.site, windowMinutes: req.body.windowMinutes ?? 30, query: deps.query, bus: deps.bus, sink, onClose });
         stream.request(initialRequestN);
         return { request: (n: number) => stream.request(n), cancel: () => stream.cancel(), onExtension() {} };
       } catch (e) {

@@ -1,13 +1,17 @@
 /**
- * Request/response queries over the RollupStore. Unique visitors are always the HyperLogLog
- * merge of the buckets a point covers, never a sum of per-bucket counts (DESIGN invariant 4).
- * Intervals are UTC-aligned here; time-zone-aware intervals come with the query API issue.
+ * Request/response queries: `query.run` (the declarative QueryRequest, query-engine.ts) and the
+ * first API's routes (`query.timeseries`, `query.totals`, `query.breakdown`), which are now
+ * answered by the same engine in UTC: a totals request is the `pageviews, events, visitors`
+ * totals of [from, to); a series one point per UTC interval; a breakdown the top `page` or
+ * `source` values by pageviews with an "(other)" row. Unique visitors are always HyperLogLog
+ * unions of the buckets covered, never sums (DESIGN invariant 4).
  *
- * With a QueryCache, timeseries, totals and breakdown responses are cached per site, keyed by
- * route and parameters, and stay cached until a bucket they cover changes (query-cache.ts; the
- * writer invalidates through invalidating-live-bus.ts) or their TTL ends. A response whose
- * range reaches past the watermark is cached too: invalidation follows the bucket writes, not
- * the watermark. Live-stream reads (`minutes`) are never cached: they run on every notice.
+ * With a QueryCache, rollup-path responses are cached per site under the spec's key — which
+ * names every request field after resolution (relative ranges resolved, the time zone, the
+ * site's goals when they matter, the page) — and stay cached until a bucket they cover changes
+ * (query-cache.ts; the writer invalidates through invalidating-live-bus.ts) or their TTL ends.
+ * Raw-archive (filtered) responses are not cached: archive writes do not invalidate. Live
+ * reads (`minutes`, `live.query`) are never cached: they run on every notice.
  *
  * The order of reads on a cached request is what keeps a response consistent:
  *   1. the watermark W;
@@ -19,80 +23,41 @@
  * entry is the store's, and the watermark moves on without bucket writes.
  * A failing cache is a miss (logged); the store is the truth.
  */
-import {
-  LIMITS,
-  type BreakdownRequest, type BreakdownResponse, type BreakdownRow, type Interval, type Metrics,
-  type TimeseriesPoint, type TimeseriesRequest, type TimeseriesResponse, type TotalsRequest, type TotalsResponse,
+import type { QueryMetrics, QueryRequest, QueryResponse } from '../../protocol/query-schema.js';
+import type {
+  BreakdownRequest, BreakdownResponse, Metrics, TimeseriesPoint, TimeseriesRequest, TimeseriesResponse, TotalsRequest, TotalsResponse,
 } from '../../protocol/schema.js';
-import { HyperLogLog } from '../aggregate/hyperloglog.js';
-import { OTHER_KEY, type MinuteRollup, type RollupStore } from '../aggregate/rollup-store.js';
+import type { RawArchive } from '../aggregate/raw-archive.js';
+import type { Tier } from '../aggregate/rollup.js';
+import type { RollupStore } from '../aggregate/rollup-store.js';
 import { SluiceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { CacheScope, CacheTicket, QueryCache } from './query-cache.js';
+import type { CacheTicket, QueryCache } from './query-cache.js';
+import { createQueryEngine, type QueryEngine } from './query-engine.js';
+import type { QuerySpec } from './query-spec.js';
+import { configSiteSettings, type SiteSettingsSource } from './site-settings.js';
+import type { RetentionDays } from './tier-plan.js';
 
-export const MINUTE_MS = 60_000;
-const INTERVAL_MS: Record<Interval, number> = { minute: MINUTE_MS, hour: 3_600_000, day: 86_400_000 };
+export { MINUTE_MS } from './time-range.js';
 
 export interface QueryService {
+  /** The declarative query (`query.run`). */
+  run(req: QueryRequest): Promise<QueryResponse>;
+  /** The same, never from the cache: what live streams re-run on every notice. */
+  runLive(req: QueryRequest): Promise<QueryResponse>;
+  /** Check and normalise a request without running it (live.query validates before it subscribes). */
+  spec(req: QueryRequest): Promise<QuerySpec>;
   timeseries(req: TimeseriesRequest): Promise<TimeseriesResponse>;
   totals(req: TotalsRequest): Promise<TotalsResponse>;
   breakdown(req: BreakdownRequest): Promise<BreakdownResponse>;
-  /** Per-minute points and their totals for [fromMs, toMs): what live streams are built from. */
+  /** Per-minute points and their totals for [fromMs, toMs) (UTC): what `live.metrics` streams are built from. */
   minutes(site: string, fromMs: number, toMs: number): Promise<{ points: TimeseriesPoint[]; totals: Metrics; watermark: number | null }>;
-}
-
-function checkRange(from: number, to: number): void {
-  if (to <= from) throw new SluiceError('QUERY_INVALID', `"to" (${to}) must be after "from" (${from})`);
-}
-
-/** Merge the visitor sketches of rows and count the union. */
-export function countVisitors(rows: readonly MinuteRollup[]): number {
-  if (rows.length === 0) return 0;
-  const union = HyperLogLog.empty();
-  for (const r of rows) union.merge(HyperLogLog.fromBytes(r.visitors));
-  return union.count();
-}
-
-function sumMetrics(rows: readonly MinuteRollup[]): Metrics {
-  let pageviews = 0;
-  let events = 0;
-  for (const r of rows) {
-    pageviews += r.pageviews;
-    events += r.events;
-  }
-  return { pageviews, events, visitors: countVisitors(rows) };
-}
-
-/** Group rows into UTC-aligned points, zero-filled so a chart has every point of the range. */
-function toPoints(rows: readonly MinuteRollup[], fromMs: number, toMs: number, stepMs: number): TimeseriesPoint[] {
-  const start = Math.floor(fromMs / stepMs) * stepMs;
-  const groups = new Map<number, MinuteRollup[]>();
-  for (const r of rows) {
-    const t = Math.floor(r.bucketMs / stepMs) * stepMs;
-    const g = groups.get(t);
-    if (g) g.push(r);
-    else groups.set(t, [r]);
-  }
-  const points: TimeseriesPoint[] = [];
-  for (let t = start; t < toMs; t += stepMs) {
-    const g = groups.get(t) ?? [];
-    points.push({ t, ...sumMetrics(g) });
-  }
-  return points;
-}
-
-export function topN(counts: ReadonlyMap<string, number>, limit: number): BreakdownRow[] {
-  let other = counts.get(OTHER_KEY) ?? 0;
-  const rows = [...counts].filter(([k]) => k !== OTHER_KEY)
-    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [, n] of rows.slice(limit)) other += n;
-  const out = rows.slice(0, limit).map(([value, pageviews]) => ({ value, pageviews }));
-  if (other > 0) out.push({ value: OTHER_KEY, pageviews: other });
-  return out;
 }
 
 export interface QueryServiceDeps {
   readonly store: RollupStore;
+  /** Filtered queries scan it; without it they fail with QUERY_INVALID. */
+  readonly archive?: RawArchive;
   readonly cache?: QueryCache;
   /**
    * Lifetime of a cached response; default 5 min. Freshness comes from invalidation; the TTL
@@ -100,86 +65,114 @@ export interface QueryServiceDeps {
    */
   readonly cacheTtlMs?: number;
   readonly logger?: Logger;
+  /** Site time zones and goals; default: none (every site uses defaultTimeZone, no goals). */
+  readonly settings?: SiteSettingsSource;
+  /** Tier retention (config `rollups`); default the config defaults. */
+  readonly retention?: RetentionDays;
+  readonly defaultTimeZone?: string;
+  readonly maxRawScanEvents?: number;
+  readonly sessionTimeoutMs?: number;
+  readonly tierUsableBefore?: (nowMs: number) => Partial<Record<Tier, number>>;
+  readonly now?: () => number;
 }
 
 export const DEFAULT_CACHE_TTL_MS = 300_000;
+export const DEFAULT_RETENTION: RetentionDays = { minuteRetentionDays: 35, quarterRetentionDays: 400, hourRetentionDays: 800, dayRetentionDays: 3660 };
 
-/** Responses that carry the store watermark, which a cache hit replaces with a fresh one. */
-type WithWatermark = { watermark: number | null };
+const LEGACY_METRICS = ['pageviews', 'events', 'visitors'] as const;
+
+function legacyMetrics(m: QueryMetrics): Metrics {
+  return { pageviews: m.pageviews ?? 0, events: m.events ?? 0, visitors: m.visitors ?? 0 };
+}
+
+function checkRange(from: number, to: number): void {
+  if (to <= from) throw new SluiceError('QUERY_INVALID', `"to" (${to}) must be after "from" (${from})`);
+}
 
 export function createQueryService(deps: QueryServiceDeps): QueryService {
-  const { store, cache } = deps;
+  const { cache } = deps;
   const ttlMs = deps.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
   const logger = deps.logger ?? silentLogger();
+  const engine: QueryEngine = createQueryEngine({
+    store: deps.store,
+    archive: deps.archive,
+    settings: deps.settings ?? configSiteSettings({}),
+    retention: deps.retention ?? DEFAULT_RETENTION,
+    defaultTimeZone: deps.defaultTimeZone ?? 'UTC',
+    maxRawScanEvents: deps.maxRawScanEvents ?? 2_000_000,
+    sessionTimeoutMs: deps.sessionTimeoutMs ?? 30 * 60_000,
+    tierUsableBefore: deps.tierUsableBefore,
+    now: deps.now,
+  });
 
-  /**
-   * Serve `compute(rows)` for the scope through the cache, in the order the top of the file
-   * explains. `key` must name every parameter the response depends on besides the scope.
-   */
-  async function cached<R extends WithWatermark>(scope: CacheScope, key: string, compute: (rows: MinuteRollup[], watermark: number | null) => R): Promise<R> {
-    if (!cache) {
-      // Watermark before rows: a bucket the response calls final has its final row in what we read.
-      const watermark = await store.watermark();
-      return compute(await store.read(scope.site, scope.fromMs, scope.toMs), watermark);
-    }
-    const watermark = await store.watermark();
+  async function cached(spec: QuerySpec): Promise<QueryResponse> {
+    // Watermark before rows: a bucket the response calls final has its final row in what we read.
+    const watermark = await deps.store.watermark();
+    if (!cache || spec.needsRaw) return engine.execute(spec, watermark);
+    const scope = { site: spec.site, fromMs: spec.comparison?.fromMs ?? spec.range.fromMs, toMs: spec.range.toMs };
     let ticket: CacheTicket | undefined;
     try {
-      const found = await cache.get(scope, key);
+      const found = await cache.get(scope, `run:${spec.key}`);
       ticket = found.ticket;
-      if (found.value !== undefined) return { ...(JSON.parse(found.value) as R), watermark };
+      if (found.value !== undefined) return { ...(JSON.parse(found.value) as QueryResponse), watermark };
     } catch (e) {
-      logger.warn({ err: e, site: scope.site }, 'query cache read failed; reading the store');
+      logger.warn({ err: e, site: spec.site }, 'query cache read failed; reading the store');
     }
-    const response = compute(await store.read(scope.site, scope.fromMs, scope.toMs), watermark);
+    const response = await engine.execute(spec, watermark);
     if (ticket) {
       try {
         await cache.set(ticket, JSON.stringify(response), ttlMs);
       } catch (e) {
-        logger.warn({ err: e, site: scope.site }, 'query cache write failed');
+        logger.warn({ err: e, site: spec.site }, 'query cache write failed');
       }
     }
     return response;
   }
 
-  const scopeOf = (req: { site: string; from: number; to: number }): CacheScope => ({ site: req.site, fromMs: req.from, toMs: req.to });
+  const utc = (site: string, from: number, to: number) => ({ site, date_range: { from, to }, time_zone: 'UTC' });
 
   return {
+    async run(req) {
+      return cached(await engine.spec(req));
+    },
+
+    runLive(req) {
+      return engine.run(req);
+    },
+
+    spec(req) {
+      return engine.spec(req);
+    },
+
     async timeseries(req) {
       checkRange(req.from, req.to);
-      const step = INTERVAL_MS[req.interval];
-      const start = Math.floor(req.from / step) * step;
-      const count = Math.ceil((req.to - start) / step);
-      if (count > LIMITS.maxSeriesPoints) {
-        throw new SluiceError('QUERY_INVALID', `${count} points asked for; at most ${LIMITS.maxSeriesPoints} per series (use a coarser interval)`);
-      }
-      return cached(scopeOf(req), `timeseries:${req.interval}:${req.from}:${req.to}`, (rows, watermark): TimeseriesResponse => (
-        { site: req.site, from: req.from, to: req.to, interval: req.interval, points: toPoints(rows, req.from, req.to, step), watermark }));
+      const r = await cached(await engine.spec({ ...utc(req.site, req.from, req.to), metrics: [...LEGACY_METRICS], interval: req.interval }));
+      const points = r.rows.map((p) => ({ t: 't' in p ? p.t : 0, ...legacyMetrics(p.metrics) }));
+      return { site: req.site, from: req.from, to: req.to, interval: req.interval, points, watermark: r.watermark };
     },
 
     async totals(req) {
       checkRange(req.from, req.to);
-      return cached(scopeOf(req), `totals:${req.from}:${req.to}`, (rows, watermark): TotalsResponse => (
-        { site: req.site, from: req.from, to: req.to, totals: sumMetrics(rows), watermark }));
+      const r = await cached(await engine.spec({ ...utc(req.site, req.from, req.to), metrics: [...LEGACY_METRICS] }));
+      return { site: req.site, from: req.from, to: req.to, totals: legacyMetrics(r.totals), watermark: r.watermark };
     },
 
     async breakdown(req) {
       checkRange(req.from, req.to);
-      const limit = req.limit ?? 10;
-      return cached(scopeOf(req), `breakdown:${req.dimension}:${limit}:${req.from}:${req.to}`, (rows, watermark): BreakdownResponse => {
-        const counts = new Map<string, number>();
-        for (const r of rows) {
-          const dim = req.dimension === 'page' ? r.pages : r.sources;
-          for (const [k, n] of Object.entries(dim)) counts.set(k, (counts.get(k) ?? 0) + n);
-        }
-        return { site: req.site, from: req.from, to: req.to, dimension: req.dimension, rows: topN(counts, limit), watermark };
-      });
+      const r = await cached(await engine.spec({
+        ...utc(req.site, req.from, req.to), metrics: ['pageviews'], dimensions: [req.dimension], limit: req.limit ?? 10,
+      }));
+      const rows = r.rows.map((row) => ({ value: 'value' in row ? row.value : '', pageviews: row.metrics.pageviews ?? 0 }));
+      return { site: req.site, from: req.from, to: req.to, dimension: req.dimension, rows, watermark: r.watermark };
     },
 
     async minutes(site, fromMs, toMs) {
-      const watermark = await store.watermark();
-      const rows = await store.read(site, fromMs, toMs);
-      return { points: toPoints(rows, fromMs, toMs, MINUTE_MS), totals: sumMetrics(rows), watermark };
+      const r = await engine.run({ ...utc(site, fromMs, toMs), metrics: [...LEGACY_METRICS], interval: 'minute' });
+      return {
+        points: r.rows.map((p) => ({ t: 't' in p ? p.t : 0, ...legacyMetrics(p.metrics) })),
+        totals: legacyMetrics(r.totals),
+        watermark: r.watermark,
+      };
     },
   };
 }
