@@ -1,13 +1,15 @@
 /**
  * CassandraRollupStore against a real node: idempotent and convergent upserts, whole-row
- * replacement, TTLs counted from bucket time, reads across day partitions, monotone watermarks.
- * One keyspace per run; each test uses its own sites and watermark scope.
+ * replacement, TTLs per tier counted from bucket time, reads across partitions, monotone
+ * watermarks, chunked checkpoints (completeness, digest, TTL). One keyspace per run; each test
+ * uses its own sites and watermark scope.
  */
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
-import { CassandraRollupStore, type CassandraRollupStoreOptions } from '../../src/adapters/cassandra/cassandra-rollup-store.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { CassandraRollupStore, PERIOD_MS, periodOf, type CassandraRollupStoreOptions } from '../../src/adapters/cassandra/cassandra-rollup-store.js';
 import { createTestKeyspace, type TestKeyspace } from '../../src/adapters/cassandra/cassandra-test-kit.js';
-import type { MinuteRollup } from '../../src/aggregate/rollup-store.js';
+import { HyperLogLog } from '../../src/aggregate/hyperloglog.js';
+import { DIMENSION_SKETCH_PRECISION, DIMENSIONS, OTHER_KEY, TIER_MS, type Counts, type DimCell, type Rollup, type Tier } from '../../src/aggregate/rollup.js';
 import { stackEndpoints } from '../support/stack-fixture.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -15,17 +17,24 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-function row(site: string, bucketMs: number, pageviews: number, extra: Partial<MinuteRollup> = {}): MinuteRollup {
+const counts = (pageviews: number, events = 1): Counts => ({ pageviews, events, visits: 1, bounces: 0, durationMs: 1000 });
+
+function sketch(ids: readonly string[], precision?: number): Uint8Array {
+  const h = HyperLogLog.empty(precision);
+  for (const id of ids) h.add(id);
+  return h.toBytes();
+}
+
+function row(site: string, tier: Tier, bucketMs: number, pageviews: number, extra: Partial<Rollup> = {}): Rollup {
   return {
-    site, bucketMs, pageviews, events: 1,
-    visitors: Uint8Array.from([1, 1, 14, pageviews & 0xff]),
-    pages: { '/': pageviews }, sources: { 'Direct / None': pageviews },
+    site, tier, bucketMs, totals: counts(pageviews), visitors: sketch([`v${pageviews}`]),
+    dims: { page: { '/': counts(pageviews) } }, revenue: {}, bots: 0,
     ...extra,
   };
 }
 
-/** Rows as comparable plain values (Uint8Array → array). */
-const plain = (rows: MinuteRollup[]) => rows.map((r) => ({ ...r, visitors: Array.from(r.visitors) }));
+/** Rows as comparable plain values (byte arrays as hex). */
+const plain = (rows: readonly Rollup[]) => JSON.parse(JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))) as unknown;
 
 describe('CassandraRollupStore (real node)', function () {
   this.timeout(60_000);
@@ -38,6 +47,13 @@ describe('CassandraRollupStore (real node)', function () {
     const store = await CassandraRollupStore.connect({ ...ks.options, retentionMs: null, watermarkScope: randomUUID(), ...options });
     stores.push(store);
     return store;
+  };
+  const ttlOf = async (tier: Tier, bucketMs: number) => {
+    const rows = await ks!.query(
+      `SELECT TTL(data) AS ttl FROM ${ks!.keyspace}.rollups_${tier} WHERE site = ? AND period = ? AND bucket_ms = ?`,
+      [site, periodOf(tier, bucketMs), bucketMs],
+    );
+    return rows.length === 0 ? undefined : (rows[0]!.ttl as number | null);
   };
 
   before(async () => {
@@ -52,134 +68,220 @@ describe('CassandraRollupStore (real node)', function () {
     await Promise.all(stores.splice(0).map((s) => s.close()));
   });
 
-  // A recent bucket, so that TTLs count from something near now.
-  const recentBucket = () => Math.floor(Date.now() / MINUTE) * MINUTE - 10 * MINUTE;
+  // A recent bucket of a tier, so that TTLs count from something near now.
+  const recent = (tier: Tier) => Math.floor(Date.now() / TIER_MS[tier]) * TIER_MS[tier] - TIER_MS[tier];
 
   describe('upsert', () => {
     it('writes the same row many times, from concurrent writers, as if once', async () => {
       const [a, b] = [await open(), await open()];
-      const t = recentBucket();
-      const r = row(site, t, 42, { pages: { '/x': 40, '/y': 2 } });
+      const t = recent('minute');
+      const r = row(site, 'minute', t, 42, { dims: { page: { '/x': counts(40), '/y': counts(2) } } });
       await a.upsert([r, r, r]);
       await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).upsert([r])));
-      expect(plain(await a.read(site, t, t + MINUTE))).to.deep.equal(plain([r]));
+      expect(plain(await a.read(site, 'minute', t, t + MINUTE))).to.deep.equal(plain([r]));
     });
 
     it('converges to one whole row when concurrent writers write different versions of it', async () => {
       const [a, b] = [await open({ writeConcurrency: 4 }), await open({ writeConcurrency: 4 })];
-      const t = recentBucket();
-      const va = row(site, t, 10, { events: 3, visitors: Uint8Array.from([1, 1, 14, 1, 2, 3]), pages: { '/a': 6, '/b': 4 }, sources: { Google: 10 } });
-      const vb = row(site, t, 20, { events: 7, visitors: Uint8Array.from([1, 2, 14, 9]), pages: { '/c': 20 }, sources: { Bing: 5, Direct: 15 } });
+      const t = recent('hour');
+      const va = row(site, 'hour', t, 10, { dims: { page: { '/a': counts(6), '/b': counts(4) }, source: { Google: counts(10) } } });
+      const vb = row(site, 'hour', t, 20, { dims: { page: { '/c': counts(20) } }, revenue: { buy: { EUR: 3 } } });
       await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a.upsert([va]) : b.upsert([vb]))));
-      const got = plain(await a.read(site, t, t + MINUTE));
-      // All cells of one INSERT share its write timestamp: one version wins whole, never a mix.
+      const got = plain(await a.read(site, 'hour', t, t + HOUR));
+      // A row is one blob: one version wins whole, never a mix.
       expect([plain([va]), plain([vb])]).to.deep.include(got);
     });
 
-    it('replaces maps whole: fewer keys leave no stale ones, and an empty map reads back empty', async () => {
+    it('keeps large rows intact: dense sketches, every dimension full, unicode keys', async () => {
       const store = await open();
-      const t = recentBucket();
-      await store.upsert([row(site, t, 3, { pages: { '/a': 1, '/b': 1, '/c': 1 }, sources: { A: 2, B: 1 } })]);
-      await store.upsert([row(site, t, 1, { pages: { '/a': 1 }, sources: { B: 1 } })]);
-      let [r] = await store.read(site, t, t + MINUTE);
-      expect([r!.pages, r!.sources]).to.deep.equal([{ '/a': 1 }, { B: 1 }]);
-      await store.upsert([row(site, t, 0, { pages: {}, sources: {}, visitors: new Uint8Array(0) })]);
-      [r] = await store.read(site, t, t + MINUTE);
-      expect([r!.pageviews, r!.pages, r!.sources, Array.from(r!.visitors)]).to.deep.equal([0, {}, {}, []]);
-    });
-
-    it('lets the last write of a row win within one call', async () => {
-      const store = await open({ writeConcurrency: 8 });
-      const t = recentBucket();
-      await store.upsert(Array.from({ length: 12 }, (_, i) => row(site, t, i)));
-      expect((await store.read(site, t, t + MINUTE)).map((r) => r.pageviews)).to.deep.equal([11]);
-    });
-
-    it('keeps large sketches and breakdowns intact', async () => {
-      const store = await open();
-      const t = recentBucket();
-      const visitors = Uint8Array.from({ length: 3 + 16_384 }, (_, i) => (i * 31) % 52);
-      const pages = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`/page/${i}/ünï`, i * 1_000_003]));
-      pages['(other)'] = 2 ** 40;
-      const r = row(site, t, 2 ** 40, { visitors, pages });
+      const t = recent('day');
+      const ids = Array.from({ length: 20_000 }, (_, i) => `visitor-${i}`);
+      const cells = (dim: string): Record<string, DimCell> => {
+        const out: Record<string, DimCell> = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [
+          `/${dim}/${i}/ünï`, { ...counts(i * 1_000_003, i), visitors: sketch(ids.slice(i * 3, i * 3 + (i === 0 ? 5_000 : 5 + (i % 7) * 10)), DIMENSION_SKETCH_PRECISION) },
+        ]));
+        out[OTHER_KEY] = counts(2 ** 40);
+        return out;
+      };
+      const r = row(site, 'day', t, 2 ** 40, {
+        visitors: sketch(ids),
+        dims: Object.fromEntries(DIMENSIONS.map((d) => [d, cells(d)])) as Rollup['dims'],
+        revenue: { purchase: { EUR: 1234.56, USD: 0.01 } },
+        bots: 17,
+      });
       await store.upsert([r]);
-      expect(plain(await store.read(site, t, t + MINUTE))).to.deep.equal(plain([r]));
+      expect(plain(await store.read(site, 'day', t, t + DAY))).to.deep.equal(plain([r]));
     });
   });
 
   describe('retention', () => {
-    it('sets each row\'s TTL from its bucket time, so a rewrite never extends it', async () => {
-      const t = recentBucket();
-      let now = t + HOUR - 30_000;
-      const store = await open({ retentionMs: HOUR, now: () => now });
-      await store.upsert([row(site, t, 1)]);
-      const ttl = async () => (await ks!.query(
-        `SELECT TTL(pageviews) AS p, TTL(visitors) AS v, TTL(pages) AS m FROM ${ks!.keyspace}.rollup_minute WHERE site = ? AND day = ? AND bucket_ms = ?`,
-        [site, Math.floor(t / DAY), t],
-      ))[0] as { p: number; v: number; m: number };
-      const first = await ttl();
-      expect(first.p).to.be.within(1, 30);
-      expect([first.v, first.m]).to.deep.equal([first.p, first.p]);
-      now += 10_000;
-      await store.upsert([row(site, t, 2)]);
-      const second = await ttl();
-      expect(second.p).to.be.within(1, 20);
-      expect(second.p).to.be.below(first.p);
-    });
+    const RETENTION = { minute: HOUR, quarter: 2 * HOUR, hour: 3 * HOUR, day: 4 * DAY };
 
-    it('counts a fresh row\'s TTL as retention minus its age', async () => {
-      const t = recentBucket();
-      const now = t + 10 * MINUTE;
-      const store = await open({ retentionMs: DAY, now: () => now });
-      await store.upsert([row(site, t, 1)]);
-      const [r] = await ks!.query(`SELECT TTL(events) AS ttl FROM ${ks!.keyspace}.rollup_minute WHERE site = ? AND day = ? AND bucket_ms = ?`, [site, Math.floor(t / DAY), t]);
-      // Written with now = t + 10 min: DAY - 10 min, less the seconds the statement took.
-      expect(r!.ttl).to.be.within(DAY / 1000 - 600 - 30, DAY / 1000 - 600);
-    });
-
-    it('does not write rows already past retention', async () => {
-      const t = recentBucket();
-      const store = await open({ retentionMs: HOUR, now: () => t + HOUR });
-      await store.upsert([row(site, t, 1), row(site, t + MINUTE, 2)]);
-      const rows = await ks!.query(`SELECT bucket_ms FROM ${ks!.keyspace}.rollup_minute WHERE site = ? AND day IN ?`, [site, [Math.floor(t / DAY), Math.floor((t + MINUTE) / DAY)]]);
-      expect(rows.map((r) => r.bucket_ms)).to.deep.equal([t + MINUTE]);
-    });
-
-    it('lets rows expire at bucket time + retention', async () => {
-      const t = Math.floor(Date.now() / MINUTE) * MINUTE;
-      // Retention chosen so the row has about 2 s left.
-      const retentionMs = Date.now() - t + 2_000;
-      const store = await open({ retentionMs });
-      await store.upsert([row(site, t, 1)]);
-      await waitFor(async () => (await store.read(site, t - DAY, t + DAY)).length === 0, { deadlineMs: 20_000, intervalMs: 250, what: 'the row to expire' });
-      const raw = await ks!.query(`SELECT bucket_ms FROM ${ks!.keyspace}.rollup_minute WHERE site = ? AND day = ?`, [site, Math.floor(t / DAY)]);
-      expect(raw).to.deep.equal([]);
-    });
-  });
-
-  describe('read', () => {
-    it('reads across day boundaries, in bucket order, with any parallelism', async () => {
-      const midnight = Date.UTC(2026, 5, 30);
-      const buckets = [midnight - 2 * MINUTE, midnight - MINUTE, midnight, midnight + MINUTE, midnight + 2 * DAY + 5 * MINUTE];
-      const writer = await open();
-      await writer.upsert([...buckets].reverse().map((b, i) => row(site, b, i + 1)));
-      for (const readConcurrency of [1, 4]) {
-        const store = await open({ readConcurrency, fetchSize: 2 });
-        expect((await store.read(site, midnight - DAY, midnight + 3 * DAY)).map((r) => r.bucketMs)).to.deep.equal(buckets);
-        expect((await store.read(site, midnight - MINUTE, midnight + MINUTE)).map((r) => r.bucketMs)).to.deep.equal([midnight - MINUTE, midnight]);
-        expect((await store.read(site, midnight + MINUTE + 1, midnight + 2 * DAY + 5 * MINUTE))).to.deep.equal([]);
+    it('sets each tier\'s TTL from its own retention and the bucket start', async () => {
+      const now = Date.now();
+      const store = await open({ retentionMs: RETENTION, now: () => now });
+      const tiers: Tier[] = ['minute', 'quarter', 'hour', 'day'];
+      const buckets = tiers.map((tier) => Math.floor((now - 10 * MINUTE) / TIER_MS[tier]) * TIER_MS[tier]);
+      await store.upsert(tiers.map((tier, i) => row(site, tier, buckets[i]!, i)));
+      for (const [i, tier] of tiers.entries()) {
+        const expected = Math.floor((buckets[i]! + RETENTION[tier] - now) / 1000);
+        // Less the seconds the statement took to reach the node.
+        expect(await ttlOf(tier, buckets[i]!), tier).to.be.within(expected - 30, expected);
       }
     });
 
-    it('refuses unbounded ranges instead of fanning out over every day', async () => {
-      const store = await open();
+    it('never extends a row\'s TTL by rewriting it', async () => {
+      const t = recent('quarter');
+      let now = t + 2 * HOUR - 30_000;
+      const store = await open({ retentionMs: RETENTION, now: () => now });
+      await store.upsert([row(site, 'quarter', t, 1)]);
+      const first = await ttlOf('quarter', t);
+      expect(first).to.be.within(1, 30);
+      now += 10_000;
+      await store.upsert([row(site, 'quarter', t, 2)]);
+      const second = await ttlOf('quarter', t);
+      expect(second).to.be.within(1, 20);
+      expect(second).to.be.below(first!);
+    });
+
+    it('does not write rows already past their tier\'s retention', async () => {
+      const t = recent('hour');
+      const store = await open({ retentionMs: RETENTION, now: () => t + 3 * HOUR });
+      await store.upsert([row(site, 'hour', t, 1), row(site, 'hour', t + HOUR, 2), row(site, 'minute', t + 2 * HOUR, 3)]);
+      expect(await ttlOf('hour', t)).to.equal(undefined);
+      expect(await ttlOf('hour', t + HOUR)).to.be.above(0);
+      expect(await ttlOf('minute', t + 2 * HOUR)).to.equal(undefined);
+    });
+
+    it('keeps a tier with null retention forever', async () => {
+      const store = await open({ retentionMs: { ...RETENTION, day: null } });
+      await store.upsert([row(site, 'day', Date.UTC(2001, 0, 1), 1)]);
+      expect(await ttlOf('day', Date.UTC(2001, 0, 1))).to.equal(null);
+    });
+
+    for (const tier of ['minute', 'hour'] as const) {
+      it(`lets ${tier} rows expire at bucket time + retention`, async () => {
+        const t = Math.floor(Date.now() / TIER_MS[tier]) * TIER_MS[tier];
+        // Retention chosen so the row has about 2 s left.
+        const retentionMs = Date.now() - t + 2_000;
+        const store = await open({ retentionMs: { ...RETENTION, [tier]: retentionMs } });
+        await store.upsert([row(site, tier, t, 1)]);
+        expect(await ttlOf(tier, t)).to.be.within(1, 2);
+        await waitFor(async () => (await ttlOf(tier, t)) === undefined, { deadlineMs: 20_000, intervalMs: 250, what: `the ${tier} row to expire` });
+        const reader = await open();
+        expect(await reader.read(site, tier, t - DAY, t + DAY)).to.deep.equal([]);
+      });
+    }
+  });
+
+  describe('read', () => {
+    it('reads across partition boundaries, in bucket order, with any parallelism and page size', async () => {
+      const writer = await open();
+      for (const tier of ['minute', 'quarter', 'hour', 'day'] as const) {
+        const edge = Math.ceil(Date.UTC(2026, 5, 30) / PERIOD_MS[tier]) * PERIOD_MS[tier];
+        const step = TIER_MS[tier];
+        const buckets = [edge - 2 * step, edge - step, edge, edge + step, edge + 2 * PERIOD_MS[tier] + 5 * step];
+        await writer.upsert([...buckets].reverse().map((b, i) => row(site, tier, b, i + 1)));
+        for (const readConcurrency of [1, 4]) {
+          const store = await open({ readConcurrency, fetchSize: 2 });
+          expect((await store.read(site, tier, edge - PERIOD_MS[tier], edge + 3 * PERIOD_MS[tier])).map((r) => r.bucketMs), tier).to.deep.equal(buckets);
+          expect((await store.read(site, tier, edge - step, edge + step)).map((r) => r.bucketMs), tier).to.deep.equal([edge - step, edge]);
+          expect(await store.read(site, tier, edge + step + 1, edge + 2 * PERIOD_MS[tier] + 5 * step), tier).to.deep.equal([]);
+        }
+      }
+    });
+
+    it('skips the partitions that retention has emptied, and refuses reads over too many partitions', async () => {
+      const now = Date.now();
+      const bounded = await open({ retentionMs: { minute: DAY, quarter: DAY, hour: DAY, day: DAY } });
+      // Ten years of minutes, but only the last day can hold rows: 25 partitions at most.
+      expect(await bounded.read(site, 'minute', now - 3650 * DAY, now)).to.deep.equal([]);
+      const forever = await open();
       let err: unknown;
       try {
-        await store.read(site, 0, Number.POSITIVE_INFINITY);
+        await forever.read(site, 'minute', now - 3650 * DAY, now);
       } catch (e) {
         err = e;
       }
       expect(err).to.be.instanceOf(RangeError);
+      expect(String(err)).to.match(/minute partitions exceeds/);
+    });
+
+    it('fails, naming the row, when a stored blob is not a rollup', async () => {
+      const store = await open();
+      const t = recent('minute');
+      await ks!.query(`INSERT INTO ${ks!.keyspace}.rollups_minute (site, period, bucket_ms, data) VALUES (?, ?, ?, ?)`, [site, periodOf('minute', t), t, Buffer.from('{"no":1}')]);
+      let err: unknown;
+      try {
+        await store.read(site, 'minute', t, t + MINUTE);
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).to.match(new RegExp(`RollupFormatError: rollup blob of ${site} minute ${t}: unknown version`));
+    });
+  });
+
+  describe('checkpoints', () => {
+    const chunkRows = async (scope: string, partition: number, id: string) => ks!.query(
+      `SELECT save_id, chunk, TTL(data) AS ttl, complete_save_id, chunks, total_bytes FROM ${ks!.keyspace}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ?`,
+      [scope, partition, id],
+    );
+
+    it('are written in chunks of checkpointChunkBytes, each with the checkpoint TTL', async () => {
+      const scope = randomUUID();
+      const store = await open({ watermarkScope: scope, checkpointChunkBytes: 1000, checkpointTtlMs: 3 * DAY });
+      const data = randomBytes(10_500);
+      await store.saveCheckpoint(7, 'c1', data);
+      const rows = await chunkRows(scope, 7, 'c1');
+      expect(rows.map((r) => r.chunk)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(rows[0]!.chunks).to.equal(11);
+      expect(rows[0]!.total_bytes).to.equal(10_500);
+      expect(String(rows[0]!.complete_save_id)).to.equal(String(rows[0]!.save_id));
+      for (const r of rows) expect(r.ttl).to.be.within(3 * DAY / 1000 - 30, 3 * DAY / 1000);
+      expect(Buffer.from((await store.loadCheckpoint(7, 'c1'))!).equals(data)).to.equal(true);
+    });
+
+    it('load as null when a chunk is missing or the bytes differ from the digest', async () => {
+      const scope = randomUUID();
+      const store = await open({ watermarkScope: scope, checkpointChunkBytes: 100 });
+      await store.saveCheckpoint(1, 'missing', randomBytes(1000));
+      const [first] = await chunkRows(scope, 1, 'missing');
+      await ks!.query(`DELETE FROM ${ks!.keyspace}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ? AND save_id = ? AND chunk = ?`, [scope, 1, 'missing', first!.save_id, 4]);
+      expect(await store.loadCheckpoint(1, 'missing')).to.equal(null);
+
+      await store.saveCheckpoint(1, 'edited', randomBytes(1000));
+      const [head] = await chunkRows(scope, 1, 'edited');
+      await ks!.query(`UPDATE ${ks!.keyspace}.aggregate_checkpoints SET data = ? WHERE scope = ? AND partition = ? AND id = ? AND save_id = ? AND chunk = ?`, [randomBytes(100), scope, 1, 'edited', head!.save_id, 3]);
+      expect(await store.loadCheckpoint(1, 'edited')).to.equal(null);
+    });
+
+    it('never read a save that died half-way: the last complete save of the id is loaded', async () => {
+      const scope = randomUUID();
+      const store = await open({ watermarkScope: scope, checkpointChunkBytes: 100 });
+      const complete = randomBytes(450);
+      await store.saveCheckpoint(2, 'c', complete);
+      // A later save that wrote some chunks and died before its head.
+      const dead = randomUUID();
+      for (const chunk of [0, 1, 2]) {
+        await ks!.query(`INSERT INTO ${ks!.keyspace}.aggregate_checkpoints (scope, partition, id, save_id, chunk, data) VALUES (?, ?, ?, ?, ?, ?)`, [scope, 2, 'c', dead, chunk, randomBytes(100)]);
+      }
+      expect(Buffer.from((await store.loadCheckpoint(2, 'c'))!).equals(complete)).to.equal(true);
+      // A save that died before writing anything, on a fresh id.
+      await ks!.query(`INSERT INTO ${ks!.keyspace}.aggregate_checkpoints (scope, partition, id, save_id, chunk, data) VALUES (?, ?, ?, ?, ?, ?)`, [scope, 2, 'fresh', dead, 0, randomBytes(10)]);
+      expect(await store.loadCheckpoint(2, 'fresh')).to.equal(null);
+    });
+
+    it('are kept per scope', async () => {
+      const [a, b] = [await open(), await open()];
+      await a.saveCheckpoint(0, 'same', Buffer.from('a'));
+      expect(await b.loadCheckpoint(0, 'same')).to.equal(null);
+    });
+
+    it('expire after checkpointTtlMs', async () => {
+      const store = await open({ checkpointTtlMs: 2_000, checkpointChunkBytes: 10 });
+      await store.saveCheckpoint(3, 'short', randomBytes(55));
+      expect(await store.loadCheckpoint(3, 'short')).to.be.instanceOf(Uint8Array);
+      await waitFor(async () => (await store.loadCheckpoint(3, 'short')) === null, { deadlineMs: 20_000, intervalMs: 250, what: 'the checkpoint to expire' });
     });
   });
 
@@ -229,7 +331,7 @@ describe('CassandraRollupStore (real node)', function () {
         } catch (e) {
           err = e;
         }
-        expect(String(err)).to.match(/lacks table\(s\) rollup_minute, rollup_watermarks: apply the schema migrations/);
+        expect(String(err)).to.match(/lacks table\(s\) rollups_minute, rollups_quarter, rollups_hour, rollups_day, rollup_watermarks, aggregate_checkpoints: apply the schema migrations/);
       } finally {
         await bare.drop();
       }
