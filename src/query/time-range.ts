@@ -134,19 +134,24 @@ export function countIntervals(range: UtcRange, interval: QueryInterval, zone: s
 /**
  * Split [fromMs, toMs) into local intervals. Each piece is the part of one interval inside the
  * range; `t` is the interval's real start (before fromMs for a partial first piece), so a week
- * series starting on a Wednesday still has its point on Monday. Hours advance by real time
- * (the repeated hour of a DST fall-back is two points, told apart by the offset in the label);
- * days, weeks and months by the calendar (a DST day is 23 or 25 hours).
+ * series starting on a Wednesday still has its point on Monday. Intervals are wall-clock ones:
+ * the repeated hour of a DST fall-back is two points (told apart by the offset in the label),
+ * the skipped hour none, a DST day is 23 or 25 hours, and after a half-hour change (Lord Howe)
+ * the hour that straddles it is half an hour long.
  */
 export function splitIntervals(range: UtcRange, interval: QueryInterval, zone: string): IntervalPiece[] {
   const pieces: IntervalPiece[] = [];
   let start = intervalStart(range.fromMs, interval, zone);
   const step = interval === 'minute' ? { minutes: 1 } : interval === 'hour' ? { hours: 1 } : interval === 'day' ? { days: 1 } : interval === 'week' ? { weeks: 1 } : { months: 1 };
   while (start.toMillis() < range.toMs) {
+    // Renormalise to the interval's start: after a half-hour DST change (Australia/Lord_Howe)
+    // one real hour later is hh:30 local, and a day whose midnight does not exist (DST at 00:00)
+    // starts later than plus() keeps it; the next interval starts at its wall-clock boundary.
     let next = start.plus(step);
-    // A zone whose midnight does not exist on some day (DST at 00:00): startOf gave the first
-    // instant of the day; plus() keeps wall time, so renormalise to the next interval's start.
-    if (interval !== 'minute' && interval !== 'hour') next = next.startOf(interval);
+    if (interval !== 'minute') {
+      const aligned = next.startOf(interval);
+      if (aligned.toMillis() > start.toMillis()) next = aligned;
+    }
     const t = start.toMillis();
     let nextMs = next.toMillis();
     if (nextMs <= t) nextMs = t + MINUTE_MS; // never loop: a degenerate zone rule cannot stall the split
