@@ -56,10 +56,10 @@ import type { Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
 import { eventDimensions, type DimensionSource } from './event-dimensions.js';
 import { HyperLogLog, PRECISION } from './hyperloglog.js';
-import { capDimension, emptyCell, type MutableDimCell } from './rollup-merge.js';
+import { capDimension } from './rollup-merge.js';
 import {
   DIMENSIONS, DIMENSION_KINDS, SESSION_DIMENSIONS, propKey,
-  type DimCell, type DimensionName, type DimensionValues, type Rollup,
+  DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup,
 } from './rollup.js';
 import { compareEvents, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState } from './sessions.js';
 
@@ -133,7 +133,36 @@ interface Counted {
   after: VisitState;
 }
 
-type Cells = Map<string, MutableDimCell>;
+/**
+ * A dimension cell being built: counts, a live sketch (none for exit_page), and the sketch's
+ * encoding as a row holds it (DimCell), made when first read after a change. capDimension reads
+ * `visitors` only of the cells it keeps, so a flush encodes only kept cells that changed.
+ */
+class WindowCell implements DimCell {
+  pageviews = 0;
+  events = 0;
+  visits = 0;
+  bounces = 0;
+  durationMs = 0;
+  private encoded: Uint8Array | undefined;
+  private readonly sketch: HyperLogLog | null;
+
+  constructor(withVisitors: boolean) {
+    this.sketch = withVisitors ? HyperLogLog.empty(DIMENSION_SKETCH_PRECISION) : null;
+  }
+
+  addVisitor(visitorId: string): void {
+    this.sketch!.add(visitorId);
+    this.encoded = undefined;
+  }
+
+  get visitors(): Uint8Array | undefined {
+    if (this.sketch === null) return undefined;
+    return (this.encoded ??= this.sketch.toBytes());
+  }
+}
+
+type Cells = Map<string, WindowCell>;
 
 /** The part of a bucket that depends on visits: restated when an earlier event arrives late. */
 interface SessionPart {
@@ -181,7 +210,7 @@ const noOutcomes = (): Record<WindowOutcome, number> => ({ counted: 0, duplicate
 
 const emptySessionPart = (): SessionPart => ({ visits: 0, bounces: 0, durationMs: 0, dims: new Map() });
 
-function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: string, withVisitors: boolean): MutableDimCell {
+function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: string, withVisitors: boolean): WindowCell {
   let cells = dims.get(name);
   if (!cells) {
     cells = new Map();
@@ -189,7 +218,7 @@ function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: strin
   }
   let cell = cells.get(key);
   if (!cell) {
-    cell = emptyCell(withVisitors);
+    cell = new WindowCell(withVisitors);
     cells.set(key, cell);
   }
   return cell;
@@ -209,7 +238,7 @@ function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitorI
     cell.visits += sign * c.visits;
     cell.bounces += sign * c.bounces;
     cell.durationMs += sign * c.durationMs;
-    if (visitorId !== null) cell.visitors!.add(visitorId);
+    if (visitorId !== null) cell.addVisitor(visitorId);
   }
   cellOf(part.dims, 'exit_page', c.exitPage, false).visits += sign;
   if (c.exitFrom !== null) cellOf(part.dims, 'exit_page', c.exitFrom, false).visits -= sign;
@@ -428,7 +457,7 @@ export class MinuteWindows {
       const cell = cellOf(b.eventDims, name, key, true);
       cell.pageviews += pv;
       cell.events += ev;
-      if (visitorId !== null) cell.visitors!.add(visitorId);
+      if (visitorId !== null) cell.addVisitor(visitorId);
     };
     if (values.page !== null) credit('page', values.page);
     if (values.event !== null) credit('event', values.event);
@@ -524,7 +553,8 @@ export class MinuteWindows {
     for (const name of DIMENSIONS) {
       const cells = (DIMENSION_KINDS[name] === 'event' ? b.eventDims : part.dims).get(name);
       if (!cells) continue;
-      const capped = capDimension(cells, limit);
+      // A record of the cells themselves: capDimension copies out the counts and encodings it keeps.
+      const capped = capDimension(Object.fromEntries(cells), limit);
       if (Object.keys(capped).length > 0) dims.push([name, capped]);
     }
     const byKey = (a: string, z: string) => (a < z ? -1 : a > z ? 1 : 0);
