@@ -103,6 +103,18 @@ export const Event = Type.Object({
     region: Type.Optional(GeoName),
     city: Type.Optional(GeoName),
   }, { additionalProperties: false })),
+  /**
+   * Privacy flags. `dnt: true` says the visitor asked not to be tracked (the browser's
+   * Do-Not-Track or Global Privacy Control, or the site's own opt-out); `consent: false` says the
+   * visitor has not consented to analytics. Either makes the event anonymous: it is accepted and
+   * still counts as a pageview or event, but gets no visitor id (neither from `visitor` nor from
+   * IP and user agent, so it adds to no visitor count) and no location finer than the country.
+   * A WebSocket connection whose upgrade carried `DNT: 1` or `Sec-GPC: 1` makes all its events
+   * anonymous the same way. Do-Not-Track always wins: `consent: true` does not lift the event's
+   * own `dnt` nor the connection's signal. Absent flags mean nothing was said (not anonymous).
+   */
+  dnt: Type.Optional(Type.Boolean()),
+  consent: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export type Event = Static<typeof Event>;
 

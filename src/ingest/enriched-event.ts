@@ -51,9 +51,16 @@ export interface EnrichedEvent {
   readonly language: string | null;
   readonly props: Readonly<Record<string, string | number | boolean>>;
   readonly revenue: { readonly amount: number; readonly currency: string } | null;
-  /** Keyed hash (32 hex chars) of the visitor, rotating daily: never reversible to an IP or a client id (visitor-id.ts). */
+  /**
+   * Keyed hash (32 hex chars) of the visitor, rotating daily: never reversible to an IP or a client
+   * id (visitor-id.ts). '' for an anonymous event (Do-Not-Track or no consent, ingest-service.ts):
+   * no visitor is known, and aggregation adds '' to no visitor sketch.
+   */
   readonly visitorId: string;
-  /** ISO 3166-1 alpha-2 country code: from the edge's geo hint, else the operator's GeoIP database; null when neither tells. */
+  /**
+   * ISO 3166-1 alpha-2 country code: from the edge's geo hint, else the operator's GeoIP database;
+   * null when neither tells. An anonymous event keeps only this: its region and city are null.
+   */
   readonly country: string | null;
   /** Region (ISO 3166-2 subdivision code such as 'US-CA', or its name when no code is known), same sources. */
   readonly region: string | null;

@@ -410,6 +410,117 @@ describe('ingest service', () => {
     });
   });
 
+  describe('Do-Not-Track and consent', () => {
+    let dbs: TestDatabases;
+    const LONDON = '81.2.69.160'; // GB-ENG, London in the test database
+    const placeOf = (e: EnrichedEvent | undefined) => [e!.country, e!.region, e!.city];
+
+    before(() => {
+      dbs = writeTestDatabases();
+    });
+
+    after(() => {
+      dbs.remove();
+    });
+
+    async function anonymised(registry: Registry, reason: string): Promise<number> {
+      const json = await registry.getSingleMetric('sluice_ingest_anonymised_total')!.get();
+      return json.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+    }
+
+    it('accepts an event with dnt: true or consent: false as a pageview or event without a visitor id', async () => {
+      const { svc, registry } = service(log);
+      const ack = await svc.ingest([
+        pageview({ id: 'dnt', dnt: true, visitor: HINT }),
+        pageview({ id: 'no-consent', consent: false, visitor: HINT }),
+        { type: 'event', name: 'signup', site: 'site-a', url: 'https://shop.example/join', dnt: true, props: { plan: 'pro' } },
+        pageview({ id: 'consent', consent: true, visitor: HINT }),
+        pageview({ id: 'dnt-false', dnt: false, visitor: HINT }),
+      ], { ip: IP, userAgent: CHROME }, 'ack');
+      expect(ack).to.deep.include({ accepted: 5, duplicates: 0, rejected: [] });
+      const [a, b, c, d, e] = records(log);
+      expect([a, b, c].map((r) => r!.visitorId)).to.deep.equal(['', '', '']);
+      expect(a).to.deep.include({ type: 'pageview', name: 'pageview', host: 'shop.example', path: '/products', browser: 'Chrome', source: 'newsletter' });
+      expect(c).to.deep.include({ type: 'event', name: 'signup', props: { plan: 'pro' } });
+      // Neither consent: true nor dnt: false is a signal: the visitor is known as usual.
+      expect(d!.visitorId).to.match(/^[0-9a-f]{32}$/);
+      expect(e!.visitorId).to.equal(d!.visitorId);
+      expect(await anonymised(registry, 'event_dnt')).to.equal(2);
+      expect(await anonymised(registry, 'event_no_consent')).to.equal(1);
+      expect(await metric(registry, 'accepted')).to.equal(5);
+    });
+
+    it('makes every event of a connection with DNT or GPC anonymous, consent: true notwithstanding', async () => {
+      const { svc, registry } = service(log);
+      await svc.ingest([pageview({ consent: true }), pageview({ visitor: HINT, consent: true })], { ip: IP, userAgent: CHROME, dnt: true }, 'ack');
+      await svc.ingest([pageview({ visitor: HINT })], { ip: IP, userAgent: CHROME, gpc: true }, 'ack');
+      // One reason per event, the connection's first.
+      await svc.ingest([pageview({ dnt: true, consent: false })], { ip: IP, dnt: true, gpc: true }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME, dnt: false, gpc: false }, 'ack');
+      const all = records(log);
+      expect(all.map((r) => r.visitorId === '')).to.deep.equal([true, true, true, true, false]);
+      expect(await anonymised(registry, 'connection_dnt')).to.equal(3);
+      expect(await anonymised(registry, 'connection_gpc')).to.equal(1);
+      expect(await anonymised(registry, 'event_dnt')).to.equal(0);
+      expect(await anonymised(registry, 'event_no_consent')).to.equal(0);
+    });
+
+    it('keeps only the country of an anonymous event, from any source', async () => {
+      const { svc } = service(log, { config: ingestConfig({ geoDatabasePath: dbs.city }) });
+      await svc.ingest([
+        pageview({ dnt: true }), // GeoIP of the connection's address
+        pageview({ dnt: true, ip: LONDON }), // GeoIP of a forwarded address
+        pageview({ dnt: true, geo: { country: 'US', region: 'CA', city: 'San Francisco' } }), // the event's hint
+        pageview({ dnt: true, geo: { city: 'Zürich' } }), // a hint without a country tells nothing kept
+        pageview(), // not anonymous: the full location
+      ], { ip: LONDON }, 'ack');
+      await svc.ingest([pageview()], { ip: LONDON, country: 'fr', region: 'IDF', city: 'Paris', gpc: true }, 'ack');
+      expect(records(log).map(placeOf)).to.deep.equal([
+        ['GB', null, null], ['GB', null, null], ['US', null, null], [null, null, null], ['GB', 'GB-ENG', 'London'], ['FR', null, null],
+      ]);
+      const raw = log.readAll(TOPIC)[0]!;
+      const written = JSON.parse(raw.value.toString()) as Record<string, unknown>;
+      expect(written).to.include({ vi: '', c: 'GB' });
+      expect(written).to.not.have.any.keys('rg', 'ci');
+    });
+
+    it('writes neither the visitor hint nor anything derived from the address for an anonymous event', async () => {
+      const { svc } = service(log);
+      await svc.ingest([pageview({ visitor: HINT, consent: false })], { ip: IP, userAgent: CHROME }, 'ack');
+      await svc.ingest([pageview({ visitor: HINT })], { ip: IP, userAgent: CHROME }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: CHROME }, 'ack');
+      const [anonymous, hinted, addressed] = log.readAll(TOPIC);
+      const bytes = anonymous!.value;
+      for (const secret of [IP, HINT, decode(hinted!.value).visitorId, decode(addressed!.value).visitorId]) {
+        expect(bytes.includes(secret), `record contains ${secret}`).to.equal(false);
+      }
+    });
+
+    it('counts anonymised events only once accepted: not when rejected, duplicated or failed', async () => {
+      const failing = new ControlledLog();
+      const { svc, registry } = service(failing);
+      queueMicrotask(() => failing.calls[0]!.reject(new Error('timeout')));
+      await svc.ingest([pageview({ id: 'x', dnt: true })], {}, 'ack').catch(() => undefined);
+      expect(await anonymised(registry, 'event_dnt')).to.equal(0);
+
+      const retry = svc.ingest([pageview({ id: 'x', dnt: true }), pageview({ id: 'x', dnt: true }), pageview({ dnt: 'yes' })], {}, 'ack');
+      await tick();
+      failing.calls[1]!.resolve();
+      const ack = await retry;
+      expect(ack).to.deep.include({ accepted: 1, duplicates: 1 });
+      expect(ack.rejected.map((r) => [r.index, r.code, r.message.split(':')[0]])).to.deep.equal([[2, 'PAYLOAD_SCHEMA', '/dnt']]);
+      expect(await anonymised(registry, 'event_dnt')).to.equal(1);
+    });
+
+    it('exports every reason from the first scrape on', async () => {
+      const { registry } = service(log);
+      const text = await registry.metrics();
+      for (const reason of ['connection_dnt', 'connection_gpc', 'event_dnt', 'event_no_consent']) {
+        expect(text).to.include(`sluice_ingest_anonymised_total{reason="${reason}"} 0`);
+      }
+    });
+  });
+
   describe('custom property limits', () => {
     const event = (props: unknown) => ({ type: 'event', name: 'signup', site: 'site-a', url: 'https://shop.example/', props });
     const within: Record<string, string | number | boolean> = {};

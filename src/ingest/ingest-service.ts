@@ -21,6 +21,17 @@
  *   batch (whose size the gateway bounds).
  * - Privacy: the IP and the client visitor hint only enter the visitor-id hash (and the IP the
  *   GeoIP lookup); neither is part of the record.
+ * - Do-Not-Track and consent: an event is anonymous when its connection signalled Do-Not-Track
+ *   or Global Privacy Control (`ctx.dnt`, `ctx.gpc`: `DNT: 1` / `Sec-GPC: 1` on the WebSocket
+ *   upgrade), or it says `dnt: true`, or it says `consent: false` (schema.ts `Event`). An
+ *   anonymous event is accepted and counts as a pageview or event like any other, but:
+ *   its `visitorId` is '' (no id is derived, neither from its `visitor` hint nor from IP and user
+ *   agent: the hash is not even computed), so it joins no visitor sketch; and its location keeps
+ *   the country only (region and city dropped, whichever source told them: hint or GeoIP).
+ *   Do-Not-Track always wins: `consent: true` lifts neither the event's `dnt` nor the
+ *   connection's signal. Each anonymous event is counted once, when accepted, in
+ *   `sluice_ingest_anonymised_total{reason}` by the first reason that applies, in the order
+ *   connection_dnt, connection_gpc, event_dnt, event_no_consent.
  * - Geography: an event's own `geo` hint wins; else the connection's hint (`ctx`), when the
  *   event's IP is the connection's (an event forwarding another `ip` is a server SDK's: the
  *   connection's place is the server's, not the visitor's); else the GeoIP database of
@@ -68,6 +79,13 @@ export interface ConnectionContext {
   readonly country?: string;
   readonly region?: string;
   readonly city?: string;
+  /**
+   * The connection's client signalled Do-Not-Track (`DNT: 1`) or Global Privacy Control
+   * (`Sec-GPC: 1`): every event of the connection is made anonymous (see "Do-Not-Track and
+   * consent" above), whatever the event's own `consent` says.
+   */
+  readonly dnt?: boolean;
+  readonly gpc?: boolean;
   /** Whether this connection's credential may write a site (per connection; see also deps.authorize). */
   readonly authorize?: (site: string) => boolean;
 }
@@ -158,6 +176,13 @@ const VISITOR_CACHE_SIZE = 50_000;
 const NO_PROPS: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
 const NO_PART = Buffer.alloc(0);
 const UNPLACED: PlacedGeo = { geo: NO_GEO, part: NO_PART };
+/** The visitor id of an anonymous event, which no visitor sketch counts (minute-windows.ts). */
+const ANONYMOUS_VISITOR = { id: '', part: visitorPart('') };
+/** Why an event was made anonymous; `sluice_ingest_anonymised_total`'s `reason` label. */
+type AnonymisedReason = 'connection_dnt' | 'connection_gpc' | 'event_dnt' | 'event_no_consent';
+const ANONYMISED_REASONS: readonly AnonymisedReason[] = ['connection_dnt', 'connection_gpc', 'event_dnt', 'event_no_consent'];
+/** Countries kept with their part of the record for anonymous events: at most 26² codes exist. */
+const COUNTRY_CACHE_SIZE = 1024;
 
 // Compiled once per process: compiling is milliseconds, checking is sub-microsecond.
 const validateEvent = compileValidator(Event);
@@ -237,6 +262,20 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     : openGeoDatabase(config.geoDatabasePath, { wrap: (geo): PlacedGeo => ({ geo, part: geoPart(geo) }) });
   if (geoDatabase) logger?.info({ database: geoDatabase.description }, 'GeoIP database opened');
   const geoCache = new LruCache<string, PlacedGeo>(geoDatabase === undefined ? 0 : GEO_CACHE_SIZE);
+  /** What an anonymous event keeps of a location: its country alone. */
+  const countryCache = new LruCache<string, PlacedGeo>(COUNTRY_CACHE_SIZE);
+  const countryOnly = (place: PlacedGeo): PlacedGeo => {
+    const { country, region, city } = place.geo;
+    if (region === null && city === null) return place;
+    if (country === null) return UNPLACED;
+    let placed = countryCache.get(country);
+    if (placed === undefined) {
+      const geo: GeoLocation = { country, region: null, city: null };
+      placed = { geo, part: geoPart(geo) };
+      countryCache.set(country, placed);
+    }
+    return placed;
+  };
   const lookupGeo = (ip: string): PlacedGeo => {
     if (geoDatabase === undefined || ip === '') return UNPLACED;
     let placed = geoCache.get(ip);
@@ -259,6 +298,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
   // Counted here and added to the counter when it is read (collect): a prom-client increment
   // hashes its labels on every call, which the single-event-per-frame path would pay per event.
   const counts = { accepted: 0, duplicate: 0, rejected: 0, clamped: 0, failed: 0, overloaded: 0 };
+  const anonymisedCounts: Record<AnonymisedReason, number> = { connection_dnt: 0, connection_gpc: 0, event_dnt: 0, event_no_consent: 0 };
   new Counter({
     name: 'sluice_ingest_events_total',
     help: 'Events by ingest outcome: accepted (durable), duplicate, rejected (invalid or forbidden), '
@@ -270,6 +310,19 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         // Every outcome is exported from the first scrape on (an increment by 0), so rates work before the first event.
         this.inc({ outcome }, counts[outcome]);
         counts[outcome] = 0;
+      }
+    },
+  });
+  new Counter({
+    name: 'sluice_ingest_anonymised_total',
+    help: 'Accepted events made anonymous (no visitor id, country only), by the first reason that applies: '
+      + 'connection_dnt (DNT: 1 on the upgrade), connection_gpc (Sec-GPC: 1), event_dnt (dnt: true), event_no_consent (consent: false).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      for (const reason of ANONYMISED_REASONS) {
+        this.inc({ reason }, anonymisedCounts[reason]);
+        anonymisedCounts[reason] = 0;
       }
     },
   });
@@ -318,6 +371,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const receivedAt = now();
     const latestTs = receivedAt + config.maxFutureSkewMs;
     const ctxIp = ctx.ip === undefined ? '' : canonicalIp(ctx.ip);
+    // The connection's signal applies to every event of the call, whatever the event says.
+    const ctxAnonymised: AnonymisedReason | undefined = ctx.dnt === true ? 'connection_dnt' : ctx.gpc === true ? 'connection_gpc' : undefined;
     /** Where the connection's client is: its hint, else its IP's location, looked up once per call when first needed. */
     let ctxGeo: PlacedGeo | undefined;
     if (ctx.country !== undefined || ctx.region !== undefined || ctx.city !== undefined) {
@@ -340,6 +395,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     let duplicates = 0;
     let clamped = 0;
     let bytes = 0;
+    /** Anonymous events appended by this call, by reason: counted once the append is durable. */
+    let anonymised: Partial<Record<AnonymisedReason, number>> | undefined;
 
     const forgetClaims = () => {
       for (const key of claimed) if (dedup.peek(key) === batch) dedup.delete(key);
@@ -410,10 +467,19 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
         const utm = mergeUtm(e, url.utm);
         const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, url, e.referrer) : attributeNow(e.referrer, url, utm);
         const ip = e.ip === undefined ? ctxIp : canonicalIp(e.ip);
-        const visitor = visitorOf(e.site, e.visitor, ip, userAgent, receivedAt);
-        const place: PlacedGeo = hintedGeo !== null
+        const anonymous: AnonymisedReason | undefined = ctxAnonymised
+          ?? (e.dnt === true ? 'event_dnt' : e.consent === false ? 'event_no_consent' : undefined);
+        let visitor = ANONYMOUS_VISITOR;
+        if (anonymous === undefined) {
+          visitor = visitorOf(e.site, e.visitor, ip, userAgent, receivedAt);
+        } else {
+          anonymised ??= {};
+          anonymised[anonymous] = (anonymised[anonymous] ?? 0) + 1;
+        }
+        let place: PlacedGeo = hintedGeo !== null
           ? { geo: hintedGeo, part: undefined }
           : e.ip === undefined ? (ctxGeo ??= lookupGeo(ctxIp)) : lookupGeo(ip);
+        if (anonymous !== undefined) place = countryOnly(place);
         const geo = place.geo;
 
         const enriched: EnrichedEvent = {
@@ -497,6 +563,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
 
     counts.accepted += records.length;
     counts.duplicate += duplicates;
+    if (anonymised) for (const reason of ANONYMISED_REASONS) anonymisedCounts[reason] += anonymised[reason] ?? 0;
     return { accepted: records.length, duplicates, rejected, ids };
   }
 
