@@ -1,7 +1,31 @@
 /**
- * Tier retention, shared by the stores and the tier roller.
+ * The tier roller, and tier retention (shared with the stores).
+ *
+ * The tier roller: coarser rows recomputed as absolute values from the rows one tier finer,
+ * read back from the store — quarter = merge of its 15 minute rows, hour = merge of its 4
+ * quarter rows, day = merge of its 24 hour rows (rollup-merge.ts). Never an increment: running
+ * it twice, or after a crash half-way, writes the same rows (DESIGN invariant 3).
+ *
+ * Call it only after the upsert of `minuteRows` has resolved, with a store whose reads see
+ * that write (the memory store; Cassandra at LOCAL_QUORUM/LOCAL_QUORUM, or one node). The
+ * rows passed in (and each level's freshly computed rows) are also laid over what the read
+ * returns, so the level just written is never read stale.
+ *
+ * Per site, `concurrency` sites at a time: for every quarter touched by `minuteRows`, read its
+ * minute rows and write the quarter row; then every hour touched, from its quarters; then every
+ * day, from its hours. Contiguous buckets are read in one range read. A coarse bucket whose
+ * finer rows may already have expired (its start is past the finer tier's retention, less a
+ * minute's margin) is left as it is rather than rewritten from a partial set; so is everything
+ * above it. Rolling the same site concurrently from two processes (a rebalance) converges:
+ * the last roll of a bucket reads the latest finer rows.
+ *
+ * Capping (maxKeys) happens at every level, so a coarse row's dimension cells are those of a
+ * top-k of top-ks: totals, sketches and revenue equal a direct merge of the minute rows
+ * exactly; each dimension's cells sum to the same counts, with "(other)" absorbing the rest.
  */
-import { TIERS, type Tier } from './rollup.js';
+import type { RollupStore } from './rollup-store.js';
+import { TIER_MS, TIERS, type Rollup, type Tier } from './rollup.js';
+import { bucketOf, mergeRollups } from './rollup-merge.js';
 
 const DAY_MS = 86_400_000;
 
@@ -36,4 +60,97 @@ export function resolveRetention(given: Partial<TierRetention> | null | undefine
     if (v !== undefined) out[tier] = v;
   }
   return out;
+}
+
+export interface RollTiersOptions {
+  /** Sites rolled at the same time. Default 4. */
+  readonly concurrency?: number;
+  /** The stores' retention: buckets whose finer rows may be gone are skipped. Default: forever. */
+  readonly retentionMs?: TierRetention | null;
+  /** Wall clock for the retention check, ms. */
+  readonly now?: () => number;
+}
+
+/** What a roll did: rows written per coarse tier, and coarse buckets skipped for retention. */
+export interface RollSummary {
+  readonly written: { quarter: number; hour: number; day: number };
+  readonly skipped: number;
+}
+
+const LEVELS = [['minute', 'quarter'], ['quarter', 'hour'], ['hour', 'day']] as const;
+/** A coarse bucket is skipped when its first finer row has less than this left to live. */
+const RETENTION_MARGIN_MS = 60_000;
+
+/**
+ * Recompute the quarter, hour and day rows covering `minuteRows` (minute rows of any sites;
+ * the last of several rows of one bucket wins, as in an upsert). Resolves once every coarse
+ * row is written; rejects on the first store error (nothing is left inconsistent: a later
+ * roll rewrites the same buckets). Throws RangeError on a row that is not a minute row.
+ */
+export async function rollTiers(
+  store: Pick<RollupStore, 'read' | 'upsert'>, minuteRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
+): Promise<RollSummary> {
+  const concurrency = options.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  const bySite = new Map<string, Map<number, Rollup>>();
+  for (const row of minuteRows) {
+    if (row.tier !== 'minute') throw new RangeError(`rollTiers takes minute rows, got a ${row.tier} row of ${row.site}`);
+    let rows = bySite.get(row.site);
+    if (!rows) {
+      rows = new Map();
+      bySite.set(row.site, rows);
+    }
+    rows.set(row.bucketMs, row);
+  }
+  const retention = options.retentionMs ?? null;
+  const now = (options.now ?? Date.now)();
+  const written = { quarter: 0, hour: 0, day: 0 };
+  let skipped = 0;
+
+  const rollSite = async (site: string, minutes: Map<number, Rollup>) => {
+    let fresh = minutes;
+    for (const [finer, coarse] of LEVELS) {
+      const length = TIER_MS[coarse];
+      const keep = retention?.[finer] ?? null;
+      const buckets = [...new Set([...fresh.keys()].map((b) => bucketOf(coarse, b)))].sort((a, b) => a - b);
+      const live = buckets.filter((b) => keep === null || b + keep - RETENTION_MARGIN_MS > now);
+      skipped += buckets.length - live.length;
+      if (live.length === 0) return;
+      const rows: Rollup[] = [];
+      for (const run of contiguousRuns(live, length)) {
+        const read = await store.read(site, finer, run[0]!, run.at(-1)! + length);
+        const grouped = new Map<number, Map<number, Rollup>>(run.map((b) => [b, new Map()]));
+        for (const r of read) grouped.get(bucketOf(coarse, r.bucketMs))?.set(r.bucketMs, r);
+        // The rows just written win over what the read returned (it may lag behind them).
+        for (const [b, r] of fresh) grouped.get(bucketOf(coarse, b))?.set(b, r);
+        for (const [bucket, parts] of grouped) rows.push(mergeRollups([...parts.values()], site, coarse, bucket, maxKeys));
+      }
+      await store.upsert(rows);
+      written[coarse] += rows.length;
+      fresh = new Map(rows.map((r) => [r.bucketMs, r]));
+    }
+  };
+
+  const sites = [...bySite];
+  let next = 0;
+  const worker = async () => {
+    while (next < sites.length) {
+      const [site, minutes] = sites[next++]!;
+      await rollSite(site, minutes);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, sites.length) }, worker));
+  return { written, skipped };
+}
+
+/** Sorted bucket starts split where a bucket is missing: each run is one range read. */
+function contiguousRuns(sorted: readonly number[], length: number): number[][] {
+  const runs: number[][] = [];
+  for (const b of sorted) {
+    const last = runs.at(-1);
+    if (last && b === last.at(-1)! + length) last.push(b);
+    else runs.push([b]);
+  }
+  return runs;
 }
