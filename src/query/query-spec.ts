@@ -206,13 +206,18 @@ export function buildSpec(req: QueryRequest, ctx: SpecContext): QuerySpec {
 /**
  * A goal the rollups cannot answer exactly: an event goal with more than one property (cells
  * hold one property each), or with a property when revenue is asked (revenue is kept per event
- * name, not per property), or with a property beside another goal of the same event (the union
- * of their cells would hold the same events twice).
+ * name, not per property), or with a property beside a goal of the same event with a property
+ * on another key (their cells may hold the same events: a union would count them twice).
  */
 function rollupsCannotTell(g: Goal, metrics: readonly QueryMetricName[], scope: readonly Goal[]): boolean {
   const props = Object.keys(g.props ?? {}).length;
   if (g.event === undefined || props === 0) return false;
-  return props > 1 || metrics.includes('revenue') || scope.some((o) => o !== g && o.event === g.event);
+  if (props > 1 || metrics.includes('revenue')) return true;
+  // Beside the plain goal of the same event its cell is a subset of the event's cell (skipped in
+  // a union); beside another property goal of that event on another key the two may overlap.
+  if (scope.some((o) => o.event === g.event && o.props === undefined)) return false;
+  const [key] = Object.keys(g.props ?? {});
+  return scope.some((o) => o !== g && o.event === g.event && Object.keys(o.props ?? {})[0] !== key);
 }
 
 function pagingHash(pagingKey: string): string {

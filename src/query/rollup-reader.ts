@@ -50,8 +50,11 @@ interface GoalCellRef {
 class GoalMatcher {
   private readonly pageGoals: Array<{ index: number; match: Matcher }> = [];
   private readonly pageMemo = new Map<string, number[]>();
+  /** Events with a goal of their own (no properties) in scope. */
+  readonly plainEvents: ReadonlySet<string>;
 
   constructor(readonly goals: readonly Goal[]) {
+    this.plainEvents = new Set(goals.filter((g) => g.event !== undefined && Object.keys(g.props ?? {}).length === 0).map((g) => g.event!));
     goals.forEach((g, index) => {
       if (g.page !== undefined) this.pageGoals.push({ index, match: compileGlob(g.page) });
     });
@@ -160,7 +163,8 @@ function accumulate(row: Rollup, result: SpanResult, spec: QuerySpec, matcher: G
       const cells = refCell.dim === 'event' ? row.dims.event : row.dims.prop;
       const cell = cells?.[refCell.key];
       if (cell) {
-        union.set(`${refCell.dim}\u0000${refCell.key}`, cell);
+        // A property goal's events are among its event's: with that event's plain goal in scope the union has them.
+        if (refCell.dim === 'event' || !matcher.plainEvents.has(g.event!)) union.set(`${refCell.dim}\u0000${refCell.key}`, cell);
         perGoal?.[gi]!.push({ cell });
       }
       revenueEvents.add(g.event!);
