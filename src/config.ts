@@ -111,7 +111,6 @@ export const ConfigSchema = Type.Object({
     consistency: Type.Union([Type.Literal('LOCAL_ONE'), Type.Literal('LOCAL_QUORUM')], { default: 'LOCAL_ONE' }),
     /** Concurrent statements per write call. */
     writeConcurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 32 }),
-    minuteRetentionDays: Type.Integer({ minimum: 1, default: 35 }),
     rawRetentionDays: Type.Integer({ minimum: 1, default: 400 }),
     /** Partitions per site and hour of the raw archive: raise for very large sites, never lower. */
     archiveShards: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),

@@ -4,10 +4,12 @@
  * node is not there.
  */
 import { randomUUID } from 'node:crypto';
+import { CassandraAccountStore } from '../../src/adapters/cassandra/cassandra-account-store.js';
 import { CassandraRawArchive } from '../../src/adapters/cassandra/cassandra-raw-archive.js';
 import { CassandraRollupStore } from '../../src/adapters/cassandra/cassandra-rollup-store.js';
 import { createTestKeyspace, type TestKeyspace } from '../../src/adapters/cassandra/cassandra-test-kit.js';
 import { stackEndpoints } from '../support/stack-fixture.js';
+import { accountStoreContract } from './account-store.contract.js';
 import { rawArchiveContract } from './raw-archive.contract.js';
 import { rollupStoreContract } from './rollup-store.contract.js';
 
@@ -31,6 +33,8 @@ describe('Cassandra seams', function () {
     const store = await CassandraRollupStore.connect({ ...keyspace().options, watermarkScope: randomUUID(), ...options, retentionMs: options.retentionMs ?? null });
     return { store, close: () => store.close() };
   });
+
+  accountStoreContract('cassandra', async () => CassandraAccountStore.connect(keyspace().options));
 
   rawArchiveContract('cassandra', async ({ retentionMs }) => {
     const archive = await CassandraRawArchive.connect({ ...keyspace().options, retentionMs, fetchSize: 7 });

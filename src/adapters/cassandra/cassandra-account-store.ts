@@ -29,8 +29,8 @@ export const ACCOUNT_TABLES_CQL: readonly string[] = [
 const TABLES = ['account_orgs', 'account_sites', 'account_sites_by_org', 'account_sites_by_public_id', 'account_users',
   'account_users_by_org', 'account_keys', 'account_keys_by_digest', 'account_keys_by_org', 'account_revocations'];
 
-/** The organisation column of a deployment-wide key (null has no place in a primary key). */
-const NO_ORG = '';
+/** The organisation column of a deployment-wide key (null and '' have no place in a partition key; no organisation id can be '-'). */
+const NO_ORG = '-';
 const DAY_MS = 86_400_000;
 
 export interface CassandraAccountStoreOptions extends CassandraConnectOptions {

@@ -27,6 +27,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import cassandra from 'cassandra-driver';
 import { silentLogger, type Logger } from '../../log.js';
+import { ACCOUNT_TABLES_CQL } from './cassandra-account-store.js';
 import { checkKeyspace, connectClient, type CassandraConnectOptions } from './cassandra-client.js';
 
 export interface Migration {
@@ -168,6 +169,11 @@ export const MIGRATIONS: readonly Migration[] = [
         AND default_time_to_live = ${7 * DAY_S}
         AND ${TWCS_1D}`,
     ],
+  },
+  {
+    version: 4,
+    name: 'accounts: organisations, sites, users, keys, revocations',
+    statements: ACCOUNT_TABLES_CQL,
   },
 ];
 
