@@ -1,36 +1,52 @@
 /**
  * The aggregator: a consumer-group member that turns each assigned event-log partition into
- * absolute per-minute rollups (minute-windows.ts), written to the RollupStore, announced on the
- * LiveBus, with late events and undecodable records appended to their own topics.
+ * absolute 'minute' rollups (minute-windows.ts), written to the RollupStore and rolled up into
+ * the coarser tiers (tier-roller.ts), announced on the LiveBus, with late events and
+ * undecodable records appended to their own topics. Visits need state that outlives a bucket
+ * (a visitor's previous event may be in a bucket closed long ago), so each commit also names a
+ * checkpoint of that state.
  *
  * Why a crash, restart, rebalance or replay converges to the same rollups (DESIGN invariant 3):
  *
- * 1. Rows are absolute values, rebuilt whole from the events of their bucket, and written by
- *    idempotent upserts. Writing a bucket again from the same events gives the same row.
- * 2. Bucket state in memory is lost on a crash, so the committed offset must let a successor
- *    rebuild every bucket that was still open. A flush commits
+ * 1. Rows are absolute values, rebuilt whole from the contributions of their bucket's events,
+ *    and written by idempotent upserts; coarser tiers are recomputed from the rows beneath them.
+ *    A contribution depends on the visitor's earlier events, which the windows hold as the
+ *    frozen visit states of closed buckets plus the events of open ones (minute-windows.ts):
+ *    the same events of a bucket over the same frozen states give the same row.
+ * 2. Bucket state and visit state in memory are lost on a crash, so a commit must let a
+ *    successor rebuild both. Only a checkpoint flush commits (every checkpointIntervalMs, and
+ *    at revoke or stop); it commits
  *      c = the first offset of the oldest still-open bucket (or last offset + 1 if none is open)
- *    and does so only after every row of a bucket closed so far is durably written (final) and
- *    every late and dead-letter append so far has resolved. Every record below c therefore is
- *    counted in a closed bucket that is final in the store, or sits in the late lane or the
- *    dead-letter topic, or is a bot event, or a repeated id within a closed bucket (a repeat
- *    comes after its bucket's first offset): nothing below c is needed again.
- * 3. The commit carries metadata { watermarkMs, highOffset } (highOffset = last offset
- *    processed, or the restored highOffset if that is further: see 6). The successor restores
- *    the watermark, so buckets closed before the commit stay closed, and replays [c, highOffset]:
+ *    and does so only after every row of a bucket closed so far is durably written (final),
+ *    every late and dead-letter append so far has resolved, and the checkpoint is saved. Every
+ *    record below c therefore is counted in a closed bucket that is final in the store (its
+ *    visit contribution folded into the checkpoint's frozen states), or sits in the late lane
+ *    or the dead-letter topic, or is a bot event or repeated id of a closed bucket (final too):
+ *    nothing below c is needed again. Flushes between checkpoints write rows, appends and the
+ *    store watermark, but commit nothing: the committed offset always matches a saved
+ *    checkpoint.
+ * 3. The commit carries metadata { watermarkMs, highOffset, checkpoint } (highOffset = last
+ *    offset processed, or the restored highOffset if that is further: see 6; checkpoint = the
+ *    id the visit states were saved under). The checkpoint holds the windows' frozen states at
+ *    the commit's flush: the fold of exactly the counted events of the buckets closed under
+ *    watermarkMs. The successor restores the watermark, so buckets closed before the commit stay
+ *    closed, loads those states, and replays [c, highOffset]:
  *    - a record whose bucket is closed under the restored watermark was already reflected (in
- *      a final row, in the late lane, or dropped as a duplicate or bot) and is SKIPPED, not
- *      counted again nor sent to the late lane again;
+ *      a final row and the frozen states, in the late lane, or dropped as a duplicate or bot)
+ *      and is SKIPPED, not counted again nor sent to the late lane again;
  *    - a record whose bucket is open is aggregated again: every event of an open bucket is at
  *      an offset ≥ c (the bucket's first offset is ≥ c by the choice of c), so the bucket is
- *      rebuilt from all of its events, in the same order, to the same row. Duplicate detection
- *      and breakdown caps see the same sequence, so they decide the same way.
+ *      rebuilt from all of its events, in the same order, over the same frozen states, to the
+ *      same row. Duplicate detection sees the same sequence, so it decides the same way.
  *    Records after highOffset are new and processed normally. The watermark is monotone, so a
  *    bucket open under the restored watermark was open when its events were first processed:
  *    none of them went to the late lane then.
- * 4. Work done after the last commit and before a crash (rows, watermarks, late appends) is
- *    done again by the successor: rows converge by (1); the late and dead-letter topics are
- *    at-least-once and keep each record's event id and source offset, so readers dedupe.
+ * 4. Work done after the last commit and before a crash (rows, tier rows, watermarks, late
+ *    appends, an orphan checkpoint) is done again by the successor from the same records over
+ *    the same states: rows converge by (1); the late and dead-letter topics are at-least-once
+ *    and keep each record's event id and source offset, so readers dedupe. Each checkpoint is
+ *    saved under a fresh id, so a save never overwrites the one the current commit names; an
+ *    orphan (saved, then a crash before the commit) is never loaded and expires in the store.
  * 5. A redelivered batch (a handler rejected) is not counted twice: records below the
  *    partition's position are skipped. Writes that fail are retried in order; a later flush
  *    never commits past an earlier one that has not been written.
@@ -43,12 +59,23 @@
  *    restored watermark (it was computed from them), and idle advance waits until the replay
  *    is done (the partition is not idle while records it has yet to replay exist). So such a
  *    commit carries the restored watermark, and a bucket is closed under it exactly when it was
- *    closed under the predecessor's commit.
+ *    closed under the predecessor's commit; no bucket closed, so its frozen states are the
+ *    restored ones (less states too old to continue any visit, which change nothing).
+ * 7. When the checkpoint a commit names cannot be loaded (missing, unreadable, or a commit
+ *    from a version without checkpoints), the partition starts with no visit state, logs a
+ *    warning and counts sluice_aggregate_checkpoint_fallbacks_total. Pageviews, events,
+ *    visitors, bots and revenue stay exact. What it costs is the visits in progress at the
+ *    restored watermark (visitors with an event less than sessionTimeoutMs before the first
+ *    open bucket): the next event of each starts a visit again, so such a visit counts twice
+ *    in visits and exits, its duration loses the gap, a lone pageview after the gap counts a
+ *    bounce, and its later events are attributed to a new entry (session dimensions).
  *
  * Flushes run on a timer (flushIntervalMs) from the injected scheduler, one partition at a
- * time in order; the LiveBus notice for a bucket is published only after the store write
- * resolved, so a dashboard that re-reads on a notice sees the new row.
+ * time in order; the LiveBus notice for a bucket is published only after the minute rows and
+ * the tier rows above them are written, so a dashboard that re-reads on a notice sees the new
+ * rows in every tier.
  */
+import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Subject, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Config } from '../config.js';
@@ -56,8 +83,10 @@ import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecor
 import { silentLogger, type Logger } from '../log.js';
 import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
-import { minuteWindows, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
+import { minuteWindows, type FlushRequest, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
 import type { RollupStore } from './rollup-store.js';
+import { decodeVisitStates, encodeVisitStates, type VisitorState } from './sessions.js';
+import { rollTiers, type TierRetention } from './tier-roller.js';
 
 export interface AggregatorDeps {
   readonly log: EventLog;
@@ -67,6 +96,11 @@ export interface AggregatorDeps {
   readonly lateTopic: string;
   readonly deadLetterTopic: string;
   readonly config: Config['aggregate'];
+  /**
+   * The stores' tier retention (tierRetentionFromDays(config.rollups)): the tier roller leaves
+   * coarse buckets alone whose finer rows may have expired. Default: kept forever.
+   */
+  readonly retention?: TierRetention;
   readonly registry: Registry;
   readonly logger?: Logger;
   /** Wall clock for idle advance and watermark lag; defaults to the scheduler's clock. */
@@ -81,16 +115,19 @@ interface CommitMetadata {
   readonly watermarkMs: number | null;
   /** The last offset processed before the commit. */
   readonly highOffset: number;
+  /** Id of the visit-state checkpoint saved for this commit; null in commits of versions before checkpoints. */
+  readonly checkpoint: string | null;
 }
 
 function parseCommitMetadata(metadata: string): CommitMetadata | null {
   try {
     const m = JSON.parse(metadata) as Partial<Record<keyof CommitMetadata, unknown>> | null;
     if (typeof m !== 'object' || m === null) return null;
-    const { watermarkMs, highOffset } = m;
+    const { watermarkMs, highOffset, checkpoint } = m;
     if (!Number.isInteger(highOffset)) return null;
     if (watermarkMs !== null && (typeof watermarkMs !== 'number' || !Number.isFinite(watermarkMs))) return null;
-    return { watermarkMs, highOffset: highOffset as number };
+    if (checkpoint !== undefined && checkpoint !== null && (typeof checkpoint !== 'string' || checkpoint === '')) return null;
+    return { watermarkMs, highOffset: highOffset as number, checkpoint: checkpoint ?? null };
   } catch {
     return null;
   }
@@ -106,7 +143,7 @@ type RunState = 'active' | 'revoking' | 'dropped';
 interface PartitionRun {
   readonly partition: number;
   readonly inputs: Subject<AggregatorInput>;
-  readonly flushes: Subject<void>;
+  readonly flushes: Subject<FlushRequest>;
   subscription?: Subscription;
   /** Next offset to take: a redelivered batch skips what is below it. */
   nextOffset: number;
@@ -122,7 +159,6 @@ interface PartitionRun {
   state: RunState;
   watermarkMs: number;
   openBuckets: number;
-  lastCommit: string | null;
 }
 
 /** Pending late and dead-letter records beyond which a batch forces a flush before returning. */
@@ -131,6 +167,8 @@ const MAX_PENDING_APPENDS = 10_000;
 const REVOKE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 50;
 const RETRY_MAX_MS = 5_000;
+/** Attempts to load a checkpoint on assignment before falling back to no visit state (see 7). */
+const LOAD_ATTEMPTS = 5;
 
 class Abandoned extends Error {
   override readonly name = 'Abandoned';
@@ -149,6 +187,8 @@ export class Aggregator {
   private readonly eventsTotal: Counter<'outcome'>;
   private readonly botEventsTotal: Counter;
   private readonly flushSeconds: Histogram;
+  private readonly checkpointBytes: Histogram;
+  private readonly checkpointFallbacks: Counter<'reason'>;
 
   constructor(private readonly deps: AggregatorDeps) {
     this.logger = deps.logger ?? silentLogger();
@@ -165,6 +205,15 @@ export class Aggregator {
     this.flushSeconds = new Histogram({
       name: 'sluice_aggregate_flush_seconds', help: 'Time to write one partition flush: appends, rows, notices, watermark, commit.',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers,
+    });
+    this.checkpointBytes = new Histogram({
+      name: 'sluice_aggregate_checkpoint_bytes', help: 'Size of each saved visit-state checkpoint.',
+      buckets: [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000], registers,
+    });
+    this.checkpointFallbacks = new Counter({
+      name: 'sluice_aggregate_checkpoint_fallbacks_total',
+      help: 'Partitions assigned without their committed visit state (missing, unreadable, or not recorded): visits in progress then count again.',
+      labelNames: ['reason'], registers,
     });
     const runs = this.runs;
     const now = this.now;
@@ -223,10 +272,10 @@ export class Aggregator {
     await this.stopping;
   }
 
-  /** Flush every owned partition now and resolve once its rows, appends and commit are written. */
+  /** Flush and checkpoint every owned partition now; resolves once its rows, appends, checkpoint and commit are written. */
   async flushNow(): Promise<void> {
     const runs = [...this.runs.values()];
-    for (const run of runs) run.flushes.next();
+    for (const run of runs) run.flushes.next({ checkpoint: true });
     await Promise.all(runs.map((r) => r.queue));
   }
 
@@ -237,17 +286,20 @@ export class Aggregator {
 
   private async onAssigned(partition: number, committed: CommittedOffset | null): Promise<void> {
     const { config } = this.deps;
-    let restored: CommitMetadata = { watermarkMs: null, highOffset: -1 };
+    let restored: CommitMetadata = { watermarkMs: null, highOffset: -1, checkpoint: null };
+    let sessions: VisitorState[] = [];
     if (committed) {
       const parsed = parseCommitMetadata(committed.metadata);
       if (parsed) {
         restored = parsed;
+        sessions = await this.loadSessions(partition, parsed.checkpoint);
       } else {
         // Not committed by this code: the best known watermark keeps at least the buckets that
         // are final everywhere closed; the exact replay boundary is unknown, so none is skipped.
         const storeWatermark = await this.deps.store.watermark();
-        restored = { watermarkMs: storeWatermark === null ? null : storeWatermark + config.allowedLatenessMs, highOffset: -1 };
-        this.logger.warn({ partition, metadata: committed.metadata }, 'commit metadata unreadable; restoring the store watermark');
+        restored = { watermarkMs: storeWatermark === null ? null : storeWatermark + config.allowedLatenessMs, highOffset: -1, checkpoint: null };
+        this.checkpointFallbacks.inc({ reason: 'not_recorded' });
+        this.logger.warn({ partition, metadata: committed.metadata }, 'commit metadata unreadable; restoring the store watermark, without visit state');
       }
     }
     const nextOffset = committed?.offset ?? 0;
@@ -267,12 +319,12 @@ export class Aggregator {
       state: 'active',
       watermarkMs: restored.watermarkMs ?? Number.NEGATIVE_INFINITY,
       openBuckets: 0,
-      lastCommit: null,
     };
     run.subscription = run.inputs.pipe(minuteWindows<AggregatorInput>({
       ...config,
       initialWatermarkMs: run.watermarkMs,
       replayThroughOffset,
+      initialSessions: sessions,
       scheduler: this.scheduler,
       now: this.now,
       flush$: run.flushes,
@@ -287,7 +339,39 @@ export class Aggregator {
       },
     });
     this.runs.set(partition, run);
-    this.logger.info({ partition, committed: committed?.offset ?? null, restored }, 'partition assigned');
+    this.logger.info({ partition, committed: committed?.offset ?? null, restored, visitors: sessions.length }, 'partition assigned');
+  }
+
+  /**
+   * The visit states a commit names, or none (see 7 at the top) when it names none, or the
+   * checkpoint is missing or unreadable. A store error is retried a few times first: falling
+   * back costs accuracy, so it is the last resort, but an assignment must not hang forever.
+   */
+  private async loadSessions(partition: number, id: string | null): Promise<VisitorState[]> {
+    const fallBack = (reason: string, err?: unknown): VisitorState[] => {
+      this.checkpointFallbacks.inc({ reason });
+      this.logger.warn({ partition, checkpoint: id, reason, err }, 'visit state not restored; visits in progress at the commit will count again');
+      return [];
+    };
+    if (id === null) return fallBack('not_recorded');
+    let data: Uint8Array | null = null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        data = await this.deps.store.loadCheckpoint(partition, id);
+        break;
+      } catch (e) {
+        if (attempt >= LOAD_ATTEMPTS) return fallBack('load_failed', e);
+        const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+        this.logger.warn({ err: e, partition, attempt, delayMs }, 'checkpoint load failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+    if (data === null) return fallBack('missing');
+    try {
+      return decodeVisitStates(data);
+    } catch (e) {
+      return fallBack('unreadable', e);
+    }
   }
 
   private async onRevoked(partition: number): Promise<void> {
@@ -329,7 +413,7 @@ export class Aggregator {
       run.inputs.next({ offset: record.offset, event: null, record });
     }
     // Bounded memory: owed appends and queued flushes hold records, so the partition waits for them.
-    if (run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) run.flushes.next();
+    if (run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) run.flushes.next({ checkpoint: false });
     if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) await run.queue;
   }
 
@@ -381,6 +465,10 @@ export class Aggregator {
     if (late.length > 0) await this.attempt(run, 'late append', () => log.append(this.deps.lateTopic, late));
     if (flush.rows.length > 0) {
       await this.attempt(run, 'rollup upsert', () => store.upsert(flush.rows));
+      // Coarser tiers from the minute rows just written, before the notice: queries on any tier see the change.
+      await this.attempt(run, 'tier roll', async () => {
+        await rollTiers(store, flush.rows, config.maxBreakdownKeys, { retentionMs: this.deps.retention ?? null, now: this.now });
+      });
       const bySite = new Map<string, number[]>();
       for (const r of flush.rows) {
         const buckets = bySite.get(r.site);
@@ -397,18 +485,21 @@ export class Aggregator {
       const finalMs = flush.watermarkMs - config.allowedLatenessMs;
       await this.attempt(run, 'watermark', () => store.setWatermark(run.partition, finalMs));
     }
-    if (flush.commitOffset !== null && flush.lastOffset !== null) {
+    // Only a checkpoint flush commits, so the committed offset always names saved visit state (see 2).
+    if (flush.checkpoint !== null && flush.commitOffset !== null && flush.lastOffset !== null) {
+      const data = encodeVisitStates(flush.checkpoint);
+      // A fresh id per save: the checkpoint the current commit names is never overwritten (see 4).
+      const id = `${flush.commitOffset}-${randomUUID()}`;
+      await this.attempt(run, 'checkpoint save', () => store.saveCheckpoint(run.partition, id, data));
+      this.checkpointBytes.observe(data.length);
       const metadata: CommitMetadata = {
         watermarkMs: Number.isFinite(flush.watermarkMs) ? flush.watermarkMs : null,
         // Mid-replay, the replay boundary is carried forward (see 6 at the top).
         highOffset: Math.max(flush.lastOffset, run.replayThroughOffset),
+        checkpoint: id,
       };
       const committed: CommittedOffset = { offset: flush.commitOffset, metadata: JSON.stringify(metadata) };
-      const key = `${committed.offset}:${committed.metadata}`;
-      if (key !== run.lastCommit) {
-        await this.attempt(run, 'commit', () => this.consumer!.commit(run.partition, committed));
-        run.lastCommit = key;
-      }
+      await this.attempt(run, 'commit', () => this.consumer!.commit(run.partition, committed));
     }
     done();
   }

@@ -319,6 +319,18 @@ describe('MinuteWindows', () => {
     expect(w.takeFlush()!.rows.find((r) => r.bucketMs === 420_000)!.totals).to.deep.include({ visits: 2, durationMs: 0 });
   });
 
+  it('makes each anonymous event a visit of its own, in no visitor sketch', () => {
+    const w = new MinuteWindows({ ...options, maxBreakdownKeys: 10 }, 0);
+    w.offer(input('a', 1_000, { visitorId: '', path: '/a' }), 0);
+    w.offer(input('b', 2_000, { visitorId: '', path: '/b' }), 0);
+    w.offer(input('c', 3_000, { visitorId: '', type: 'event', name: 'x' }), 0);
+    const r = w.takeFlush(true)!;
+    expect(r.rows[0]!.totals).to.deep.equal(cnt({ pageviews: 2, events: 1, visits: 3, bounces: 2 }));
+    expect(counts(r.rows[0]!, 'exit_page')).to.deep.equal({ '/a': cnt({ visits: 1 }), '/b': cnt({ visits: 1 }), '/': cnt({ visits: 1 }) });
+    expect(HyperLogLog.fromBytes(r.rows[0]!.visitors).count()).to.equal(0);
+    expect(w.visitorCount).to.equal(0);
+  });
+
   it('commits from the first offset of the oldest open bucket, or after the last input', () => {
     const w = new MinuteWindows(options, 0);
     w.offer(input('a', 1_000, { offset: 10 }), 0);
@@ -420,11 +432,12 @@ function traffic(seed: number, count: number, minutes: number): WindowEvent[] {
     const drift = Math.floor((i / count) * 60);
     const visitor = rand() < 0.8 ? drift + Math.floor(rand() * 15) : Math.floor(rand() * 80);
     const bot = rand() < 0.03;
+    const anonymous = !bot && rand() < 0.03;
     out.push(windowEvent(`e${i}-${'αβγ'[i % 3]}`, Math.round(i * stepMs - back), {
       site: pick(SITES), type: pageview ? 'pageview' : 'event', name: pageview ? 'pageview' : pick(['signup', 'play']),
       path: `/p${Math.floor(rand() * 9)}`, source: pick(['Google', 'Direct / None', 'Bing']), country: pick(['FR', 'DE', null]),
       browser: pick(['Chrome', 'Firefox']), browserVersion: pick(['124', '125', '']), screen: rand() < 0.5 ? null : { width: Math.floor(rand() * 2000), height: 900 },
-      visitorId: bot ? `bot${visitor}` : `v${visitor}`, bot,
+      visitorId: bot ? `bot${visitor}` : anonymous ? '' : `v${visitor}`, bot,
       props: rand() < 0.3 ? { plan: pick(['a', 'b']) } : {},
       revenue: !pageview && rand() < 0.5 ? { amount: Math.floor(rand() * 400) / 4, currency: pick(['EUR', 'USD']) } : null,
     }));
@@ -507,13 +520,15 @@ function reference(events: readonly WindowEvent[], options: WindowOptions): Map<
   for (const { event: e, values, contribution: c } of contributions([...onTime].sort(compareEvents), options)) {
     const b = bucket(e.site, e.ts);
     add(b.totals, c);
-    b.visitors.add(e.visitorId);
+    // Anonymous events count, but join no visitor set.
+    const visitor = (set: Set<string>) => e.visitorId !== '' && set.add(e.visitorId);
+    visitor(b.visitors);
     for (const dim of SESSION_DIMENSIONS) {
       const v = c.entry[dim];
       if (v === null) continue;
       const into = cell(b, dim, v);
       add(into, c);
-      into.visitors.add(e.visitorId);
+      visitor(into.visitors);
     }
     const own = { ...zeroCounts(), pageviews: c.pageviews, events: c.events };
     const keys: Array<[DimensionName, string | null]> = [['page', values.page], ['event', values.event]];
@@ -522,7 +537,7 @@ function reference(events: readonly WindowEvent[], options: WindowOptions): Map<
       if (v === null) continue;
       const into = cell(b, dim, v);
       add(into, own);
-      into.visitors.add(e.visitorId);
+      visitor(into.visitors);
     }
     cell(b, 'exit_page', c.exitPage).visits++;
     if (c.exitFrom !== null) cell(b, 'exit_page', c.exitFrom).visits--;

@@ -61,7 +61,9 @@ import {
   DIMENSIONS, DIMENSION_KINDS, SESSION_DIMENSIONS, propKey,
   DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup,
 } from './rollup.js';
-import { compareEvents, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState } from './sessions.js';
+import {
+  compareEvents, isAnonymous, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState,
+} from './sessions.js';
 
 export const MINUTE_MS = 60_000;
 
@@ -244,7 +246,8 @@ function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitorI
   if (c.exitFrom !== null) cellOf(part.dims, 'exit_page', c.exitFrom, false).visits -= sign;
 }
 
-const sketchable = (visitorId: string): string | null => (visitorId === '' ? null : visitorId);
+/** The visitor id to add to sketches: none for an anonymous event. */
+const sketchable = (visitorId: string): string | null => (isAnonymous(visitorId) ? null : visitorId);
 
 export class MinuteWindows {
   private watermark: number;
@@ -411,6 +414,14 @@ export class MinuteWindows {
     this.addEventPart(bucket, event, values, visitorId);
 
     const timeoutMs = this.options.sessionTimeoutMs;
+    if (visitorId === null) {
+      // Anonymous: a visit of its own, with no visitor to file it under (sessions.ts).
+      const step = stepVisit(null, event, values, timeoutMs);
+      const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
+      bucket.counted.push(counted);
+      if (bucket.session) applySession(bucket.session, counted.contribution, 1, null);
+      return;
+    }
     const v = this.visitor(event.site, event.visitorId);
     const open = v.open;
     // Mostly an append: events of one visitor seldom overtake each other.
@@ -495,6 +506,7 @@ export class MinuteWindows {
     // events in closed buckets are a prefix of their open list (closing goes in time order).
     for (const b of closing) {
       for (const c of b.counted) {
+        if (isAnonymous(c.event.visitorId)) continue;
         const v = this.visitors.get(b.site)!.get(c.event.visitorId)!;
         let last: Counted | undefined;
         while (v.open.length > 0 && v.open[0]!.bucket.closed) last = v.open.shift();

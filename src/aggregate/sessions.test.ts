@@ -85,6 +85,11 @@ describe('stepVisit and contributions', () => {
     ]);
   });
 
+  it('makes each anonymous event (no visitor id) a visit of its own', () => {
+    const steps = fold([ev(T0, { visitorId: '' }), ev(T0 + 1, { visitorId: '' }), custom(T0 + 2, 'x', { visitorId: '' })]);
+    expect(steps.map((s) => [s.visits, s.bounces, s.durationMs, s.exitFrom])).to.deep.equal([[1, 1, 0, null], [1, 1, 0, null], [1, 0, 0, null]]);
+  });
+
   it('refuses input out of order instead of giving wrong contributions', () => {
     const fold = new SessionFold({ sessionTimeoutMs: TIMEOUT });
     fold.push(ev(T0 + 120_000));

@@ -15,10 +15,21 @@
  *
  * A state whose lastTs is sessionTimeoutMs or more before every event still to come is as good
  * as no state (the next event starts a visit either way), so holders may drop it then.
+ *
+ * An anonymous event (visitorId '': Do-Not-Track or no consent, enriched-event.ts) has no
+ * visitor whose visit it could continue, and folding all of a site's anonymous events into one
+ * "visitor" would make one endless visit of them: each is a visit of its own (`isAnonymous`),
+ * stepped from no state, leaving none.
  */
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
 import { eventDimensions, type DimensionSource } from './event-dimensions.js';
 import { SESSION_DIMENSIONS, type Counts, type DimensionValues, type SessionDimension } from './rollup.js';
+
+/** The visitor id of anonymous events. */
+export const ANONYMOUS_VISITOR = '';
+
+/** True for an event without a visitor: it starts a visit of its own and leaves no state. */
+export const isAnonymous = (visitorId: string): boolean => visitorId === ANONYMOUS_VISITOR;
 
 /** The fields of an event its visit contribution depends on. */
 export type SessionEvent = Pick<EnrichedEvent, 'id' | 'ts' | 'type' | 'path'>;
@@ -181,13 +192,14 @@ export class SessionFold<E extends FoldEvent = FoldEvent> {
     }
     if (site.ids.has(event.id)) return null;
     site.ids.add(event.id);
-    const previous = site.visitors.get(event.visitorId) ?? null;
+    const anonymous = isAnonymous(event.visitorId);
+    const previous = anonymous ? null : site.visitors.get(event.visitorId) ?? null;
     if (previous !== null && event.ts < previous.lastTs) {
       throw new RangeError(`events of a visitor of site ${event.site} out of order: ${event.ts} after ${previous.lastTs}`);
     }
     const values = eventDimensions(event);
     const { contribution, state } = stepVisit(previous, event, values, this.options.sessionTimeoutMs);
-    site.visitors.set(event.visitorId, state);
+    if (!anonymous) site.visitors.set(event.visitorId, state);
     if (event.ts > site.latestTs) site.latestTs = event.ts;
     this.prune(site);
     return { event, values, contribution };
