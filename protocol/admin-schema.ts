@@ -52,10 +52,13 @@ export type User = Static<typeof User>;
 
 /**
  * What a key may do: `ingest` sends events for one site; `read` queries and streams the given
- * sites; `admin` manages one organisation (orgId) or, with orgId null, the whole deployment.
+ * sites; `site` both, for the given sites (a server that sends and reads back, and the keys of
+ * the static configuration); `admin` manages one organisation (orgId) or, with orgId null, the
+ * whole deployment.
  */
 export const KeyScope = Type.Union([
   Type.Object({ kind: Type.Literal('ingest'), site: SiteId }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('site'), sites: Type.Array(SiteId, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('read'), sites: Type.Array(SiteId, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('admin'), orgId: Type.Union([Id, Type.Null()]) }, { additionalProperties: false }),
 ]);

@@ -9,6 +9,7 @@
  * What a scope allows (`allows`):
  *   ingest {site}       ingest for that site only
  *   read {sites}        queries and live streams of those sites only
+ *   site {sites}        both of the above, for those sites
  *   admin {orgId}       everything on the organisation's sites, and managing the organisation
  *   admin {orgId: null} everything (the deployment's operator)
  * A user's role bounds the keys made on their behalf: viewer and analyst may hold read keys of
@@ -186,6 +187,8 @@ export class Accounts {
         return action === 'ingest' && scope.site === site;
       case 'read':
         return action === 'read' && scope.sites.includes(site);
+      case 'site':
+        return action !== 'admin' && scope.sites.includes(site);
       case 'admin':
         return scope.orgId === null || (await this.orgOfSite(site)) === scope.orgId;
     }
@@ -222,8 +225,7 @@ export class Accounts {
       if (scope.orgId !== orgId) throw new SluiceError('ADMIN_INVALID', 'an admin key belongs to the organisation it administers');
     } else {
       if (orgId === null) throw new SluiceError('ADMIN_INVALID', 'an ingest or read key belongs to an organisation');
-      const sites = scope.kind === 'ingest' ? [scope.site] : scope.sites;
-      for (const s of sites) {
+      for (const s of scope.kind === 'ingest' ? [scope.site] : scope.sites) {
         if ((await this.store.getSite(s))?.orgId !== orgId) throw new SluiceError('ADMIN_INVALID', `site "${s}" is not in organisation "${orgId}"`);
       }
     }
@@ -232,8 +234,8 @@ export class Accounts {
     if (input.userId === undefined) return;
     const user = await this.store.getUser(input.userId);
     if (!user || user.orgId !== orgId) throw new SluiceError('ADMIN_NOT_FOUND', `user "${input.userId}" is not in organisation "${String(orgId)}"`);
-    const need = scope.kind === 'read' ? 'viewer' : scope.kind === 'ingest' ? 'admin' : 'owner';
-    const sites = scope.kind === 'ingest' ? [scope.site] : scope.kind === 'read' ? scope.sites : Object.keys(user.roles);
+    const need = scope.kind === 'read' ? 'viewer' : scope.kind === 'admin' ? 'owner' : 'admin';
+    const sites = scope.kind === 'ingest' ? [scope.site] : scope.kind === 'admin' ? Object.keys(user.roles) : scope.sites;
     const ok = sites.length > 0 && sites.every((s) => {
       const role = user.roles[s];
       return role !== undefined && ROLE_RANK[role] >= ROLE_RANK[need];

@@ -37,6 +37,11 @@ export class ApiKeys {
     return this.grants.get(digest(key));
   }
 
+  /** A stable, non-secret name for a key (a prefix of its digest): for logs, metrics and per-key limits. */
+  idOf(key: string): string {
+    return digest(key).slice(0, 12);
+  }
+
   static allows(grant: KeyGrant, site: string): boolean {
     return grant.sites === undefined || grant.sites.has(site);
   }
