@@ -28,14 +28,37 @@ import {
 import type { ErrorCode } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { errorFrame, rsocketError } from './rsocket-errors.js';
+import type { CdnGeoHeaders } from './upgrade-headers.js';
 
-/** Who is on the other end, as far as the transport can tell. Header values are as sent (untrusted). */
+/**
+ * Who is on the other end, as far as the transport can tell. A TCP connection knows only its
+ * address; a WebSocket one also what its upgrade request's headers said (upgrade-headers.ts):
+ * untrusted values, bounded in length and charset, and absent when not well-formed. Field names
+ * match ingest's ConnectionContext (ingest-service.ts) where they mean the same, so the gateway
+ * can hand them on as they are.
+ */
 export interface ConnectionContext {
   readonly transport: 'tcp' | 'ws';
   readonly remoteAddress: string;
+  /** Cut at MAX_USER_AGENT_LENGTH. */
   readonly userAgent?: string;
+  /** Lower-case `scheme://host[:port]`, http(s) only, default port dropped: compare with a site's allowed origins as is. */
   readonly origin?: string;
+  /** As sent (cut at MAX_FORWARDED_FOR_LENGTH); only meaningful behind a proxy the operator trusts. */
   readonly forwardedFor?: string;
+  /** The upgrade carried `DNT: 1`: the client asked not to be tracked. Absent otherwise. */
+  readonly dnt?: true;
+  /** The upgrade carried `Sec-GPC: 1` (Global Privacy Control). Absent otherwise. */
+  readonly gpc?: true;
+  /**
+   * The trusted CDN's geo headers (`ServerTransportOptions.cdnGeoHeaders`; never set otherwise),
+   * in the forms of ingest's geo hint: country two letters as sent ('XX' for unknown), region a
+   * subdivision code as sent ('CA', only with a country), city a name (decoded, at most 100
+   * characters, no control characters).
+   */
+  readonly country?: string;
+  readonly region?: string;
+  readonly city?: string;
 }
 
 export interface SetupRejection {
@@ -67,6 +90,12 @@ export interface ServerTransportOptions {
   /** Bytes queued on the socket at which `writable` turns false (and reading pauses). */
   readonly highWaterBytes: number;
   readonly validateSetup?: ValidateSetup;
+  /**
+   * WebSocket only: whose CDN geo headers to take into the context (`country`, `region`,
+   * `city`). Default 'none'. Set it only when every WebSocket connection comes through that CDN:
+   * otherwise a client sets its own place.
+   */
+  readonly cdnGeoHeaders?: CdnGeoHeaders;
   /** Called once per accepted socket, before its SETUP: for gauges and logging. */
   readonly onConnection?: (connection: FrameConnection) => void;
   readonly logger?: Logger;

@@ -19,6 +19,7 @@ import {
 } from 'rsocket-core';
 import { WebSocket } from 'ws';
 import { parseErrorBody, type ErrorBody } from '../../protocol/errors.js';
+import type { ConnectionContext as IngestContext, IngestService } from '../ingest/ingest-service.js';
 import { acceptingConnection, type ConnectionContext, type FrameConnection } from './frame-connection.js';
 import { rsocketError } from './rsocket-errors.js';
 import { FrameSplitter } from './tcp-server-transport.js';
@@ -129,6 +130,38 @@ export function echoAcceptor(probe: EchoProbe, options: EchoOptions = {}): Socke
         fireAndForget() {
           probe.fireAndForgets++;
           return { cancel() {} };
+        },
+      };
+    },
+  };
+}
+
+/**
+ * What ingest learns from a transport's connection context: the address, and every hint the
+ * upgrade request gave under the same field name (user agent, DNT/GPC, the trusted CDN's geo).
+ * The gateway hands the same fields on (gateway.ts); here it is spelled out so the transport
+ * tests can run the real ingest over the wire, and so a renamed field fails to compile.
+ */
+export function ingestContextOf(context: ConnectionContext): IngestContext {
+  const { remoteAddress, userAgent, dnt, gpc, country, region, city } = context;
+  return { ip: remoteAddress, userAgent, dnt, gpc, country, region, city };
+}
+
+/** request-response: the data is `{events}`, ingested with the connection's context; the reply is the ack. */
+export function ingestAcceptor(ingest: IngestService): SocketAcceptor {
+  return {
+    accept: async () => {
+      const connection = acceptingConnection();
+      if (connection === undefined) throw new Error('acceptor ran outside the accepting connection');
+      const context = ingestContextOf(connection.context);
+      return {
+        requestResponse(payload, subscriber) {
+          const { events } = JSON.parse(payload.data?.toString() ?? '{}') as { events: unknown[] };
+          ingest.ingest(events, context, 'ack').then(
+            (ack) => subscriber.onNext({ data: Buffer.from(JSON.stringify(ack)) }, true),
+            (error: unknown) => subscriber.onError(error instanceof Error ? error : new Error(String(error))),
+          );
+          return { cancel() {}, onExtension() {} };
         },
       };
     },

@@ -1,7 +1,13 @@
 import { expect } from 'chai';
-import { RSocketConnector, RSocketServer, type RSocket } from 'rsocket-core';
+import { connect, type Socket } from 'node:net';
+import { Registry } from 'prom-client';
+import { RSocketConnector, RSocketServer, type RSocket, type SocketAcceptor } from 'rsocket-core';
 import { WebsocketClientTransport } from 'rsocket-websocket-client';
 import { WebSocket } from 'ws';
+import { MemoryEventLog } from '../adapters/memory/memory-event-log.js';
+import { loadConfig } from '../config.js';
+import { decodeEventRecord } from '../ingest/event-record.js';
+import { createIngestService } from '../ingest/ingest-service.js';
 import type { ServerTransportOptions } from './frame-connection.js';
 import {
   EchoProbe,
@@ -9,6 +15,7 @@ import {
   connectionError,
   echoAcceptor,
   fireAndForget,
+  ingestAcceptor,
   requestResponse,
   requestStream,
   requestStreamFrame,
@@ -35,19 +42,19 @@ describe('WsServerTransport', () => {
   let raws: RawWsClient[];
   let trap: ReturnType<typeof trapProcessErrors>;
 
-  async function start(options: Partial<ServerTransportOptions> = {}): Promise<void> {
+  async function start(options: Partial<ServerTransportOptions> = {}, acceptor: SocketAcceptor = echoAcceptor(probe)): Promise<void> {
     transport = new WsServerTransport({
       host: '127.0.0.1', port: 0, maxFrameBytes: MAX_FRAME_BYTES, setupTimeoutMs: 300, highWaterBytes: HIGH_WATER_BYTES, ...options,
     });
-    await new RSocketServer({ transport, acceptor: echoAcceptor(probe) }).bind();
+    await new RSocketServer({ transport, acceptor }).bind();
   }
 
-  async function client(): Promise<RSocket> {
+  async function client(headers: Record<string, string> = BROWSER_HEADERS): Promise<RSocket> {
     const rsocket = await new RSocketConnector({
       transport: new WebsocketClientTransport({
         url: `ws://127.0.0.1:${transport.port}`,
         // Node 20 has no global WebSocket; ws's is event-target compatible with what the client uses.
-        wsCreator: (url) => new WebSocket(url, { headers: BROWSER_HEADERS }) as unknown as globalThis.WebSocket,
+        wsCreator: (url) => new WebSocket(url, { headers }) as unknown as globalThis.WebSocket,
       }),
       setup: { dataMimeType: 'application/json', metadataMimeType: 'message/x.rsocket.composite-metadata.v0' },
     }).connect();
@@ -116,6 +123,114 @@ describe('WsServerTransport', () => {
       rsocket.close();
       clients = []; // closed: rsocket-core warns on a second close
       await waitFor(() => transport.connections.size === 0, 'connection count back to 0');
+    });
+  });
+
+  describe('upgrade headers', () => {
+    let rawSockets: Socket[] = [];
+
+    afterEach(() => {
+      for (const socket of rawSockets) socket.destroy();
+      rawSockets = [];
+    });
+
+    const CDN_HEADERS = {
+      'CF-IPCountry': 'DE', 'CF-Region-Code': 'BE', 'CF-IPCity': 'Berlin',
+      'X-Vercel-IP-Country': 'US', 'X-Vercel-IP-Country-Region': 'CA', 'X-Vercel-IP-City': 'San%20Francisco',
+      'CloudFront-Viewer-Country': 'JP', 'CloudFront-Viewer-Country-Region': '13', 'CloudFront-Viewer-City': 'Tokyo',
+    };
+
+    /**
+     * Writes an upgrade request byte for byte (values Node's own client would refuse to send);
+     * resolves with the status line, leaving the socket open until the test ends.
+     */
+    function rawUpgrade(headerLines: readonly Buffer[]): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: transport.port }, () => {
+          socket.write(Buffer.concat([
+            Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+              + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'),
+            ...headerLines.flatMap((line) => [line, Buffer.from('\r\n')]),
+            Buffer.from('\r\n'),
+          ]));
+        });
+        let received = '';
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          const end = received.indexOf('\r\n');
+          if (end >= 0) resolve(received.slice(0, end));
+        });
+        rawSockets.push(socket);
+        socket.on('error', reject);
+        socket.on('close', () => resolve(received));
+      });
+    }
+
+    it('hands Do-Not-Track, Global Privacy Control and the normalised Origin to the acceptor', async () => {
+      await start();
+      await requestResponse(await client({ 'user-agent': 'UA/1', origin: 'HTTPS://Shop.Example:443', DNT: '1', 'Sec-GPC': '1' }), 'x');
+      await requestResponse(await client({ origin: 'null', DNT: '0' }), 'y');
+      expect(probe.contexts).to.deep.equal([
+        { transport: 'ws', remoteAddress: '127.0.0.1', userAgent: 'UA/1', origin: 'https://shop.example', dnt: true, gpc: true },
+        { transport: 'ws', remoteAddress: '127.0.0.1' },
+      ]);
+    });
+
+    it('takes CDN geo headers only from the CDN it is told to trust', async () => {
+      await start();
+      await requestResponse(await client(CDN_HEADERS), 'x');
+      expect(probe.contexts[0]).to.deep.equal({ transport: 'ws', remoteAddress: '127.0.0.1' });
+      transport.close();
+
+      await start({ cdnGeoHeaders: 'vercel' });
+      await requestResponse(await client(CDN_HEADERS), 'x');
+      expect(probe.contexts[1]).to.deep.equal({ transport: 'ws', remoteAddress: '127.0.0.1', country: 'US', region: 'CA', city: 'San Francisco' });
+    });
+
+    it('survives garbage header bytes: bounded, well-formed context or a 400, and serves on', async () => {
+      await start({ cdnGeoHeaders: 'cloudflare' });
+      const status = await rawUpgrade([
+        Buffer.concat([Buffer.from('Origin: https://'), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('.example')]),
+        Buffer.concat([Buffer.from('User-Agent: '), Buffer.alloc(8000, 0xe9)]),
+        Buffer.concat([Buffer.from('CF-IPCity: '), Buffer.from([0xc3, 0x28, 0xa0, 0xa1])]), // invalid UTF-8
+        Buffer.from('CF-IPCountry: T1'),
+        Buffer.from('CF-Region-Code: %E0%A4%A'),
+        Buffer.from('DNT: 1'),
+        Buffer.from('DNT: 0'),
+      ]);
+      expect(status).to.equal('HTTP/1.1 101 Switching Protocols');
+      await waitFor(() => transport.connections.size === 1, 'the upgraded connection');
+      const context = [...transport.connections][0]!.context;
+      expect(context.userAgent).to.have.length(1024);
+      expect(context).to.deep.include({ transport: 'ws', dnt: true });
+      expect(context).to.not.have.any.keys('origin', 'country', 'region', 'city', 'gpc');
+
+      // Control characters: Node's HTTP parser refuses the request before any of our code runs.
+      expect(await rawUpgrade([Buffer.from('CF-IPCity: Ber\u0001lin')])).to.match(/^HTTP\/1\.1 400/);
+      expect((await requestResponse(await client(), 'still serving')).data?.toString()).to.equal('still serving');
+    });
+
+    it('makes the events of a connection whose upgrade said DNT: 1 anonymous in the real ingest', async () => {
+      const log = new MemoryEventLog({ partitions: 1 });
+      const ingest = createIngestService({
+        log, topic: 'events', registry: new Registry(), config: loadConfig({ ingest: { visitorSecret: 'test-secret' } }).ingest,
+      });
+      await start({ cdnGeoHeaders: 'cloudfront' }, ingestAcceptor(ingest));
+      const geo = { 'CloudFront-Viewer-Country': 'GB', 'CloudFront-Viewer-Country-Region': 'ENG', 'CloudFront-Viewer-City': 'London' };
+      const events = JSON.stringify({ events: [{ type: 'pageview', site: 'site-a', url: 'https://shop.example/', visitor: 'crm-1', consent: true }] });
+      for (const headers of [{ ...BROWSER_HEADERS, ...geo, DNT: '1' }, { ...BROWSER_HEADERS, ...geo, 'Sec-GPC': '1' }, { ...BROWSER_HEADERS, ...geo }]) {
+        const ack = JSON.parse((await requestResponse(await client(headers), events)).data!.toString()) as { accepted: number };
+        expect(ack.accepted).to.equal(1);
+      }
+      const written = log.readAll('events').map((r) => {
+        const decoded = decodeEventRecord(r.value);
+        if (!decoded.ok) throw new Error(decoded.reason);
+        return decoded.event;
+      });
+      expect(written.map((e) => [e.visitorId === '' ? '' : 'hashed', e.country, e.region, e.city])).to.deep.equal([
+        ['', 'GB', null, null], ['', 'GB', null, null], ['hashed', 'GB', 'GB-ENG', 'London'],
+      ]);
+      await log.close();
     });
   });
 

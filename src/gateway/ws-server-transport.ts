@@ -15,6 +15,7 @@ import {
   type ServerTransportOptions,
 } from './frame-connection.js';
 import { rsocketError } from './rsocket-errors.js';
+import { distinctHeaders, readUpgradeHeaders, type CdnGeoHeaders } from './upgrade-headers.js';
 
 export class WsServerTransport extends Deferred implements ServerTransport, Closeable {
   private server: WebSocketServer | undefined;
@@ -74,7 +75,7 @@ export class WsServerTransport extends Deferred implements ServerTransport, Clos
       end: () => { ws.close(1000); },
       destroy: () => { ws.terminate(); },
     };
-    const connection = new FrameConnection(frameSocket, contextOf(request), {
+    const connection = new FrameConnection(frameSocket, contextOf(request, this.options.cdnGeoHeaders ?? 'none'), {
       maxFrameBytes, setupTimeoutMs, highWaterBytes, validateSetup, logger, acceptor, multiplexerFactory,
     });
     this.live.add(connection);
@@ -104,17 +105,11 @@ export class WsServerTransport extends Deferred implements ServerTransport, Clos
   }
 }
 
-function contextOf(request: IncomingMessage): ConnectionContext {
-  const header = (name: string): string | undefined => {
-    const value = request.headers[name];
-    return Array.isArray(value) ? value.join(', ') : value;
-  };
+function contextOf(request: IncomingMessage, cdnGeoHeaders: CdnGeoHeaders): ConnectionContext {
   return {
     transport: 'ws',
     remoteAddress: request.socket.remoteAddress ?? '',
-    userAgent: header('user-agent'),
-    origin: header('origin'),
-    forwardedFor: header('x-forwarded-for'),
+    ...readUpgradeHeaders(distinctHeaders(request), cdnGeoHeaders),
   };
 }
 
