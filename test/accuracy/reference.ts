@@ -110,6 +110,8 @@ export interface GoalResult {
   readonly conversions: number;
   /** Distinct visitors with at least one. */
   readonly visitors: Set<string>;
+  /** Revenue of the matching events: currency → millionths. */
+  readonly revenue: Map<string, number>;
 }
 
 /** Revenue: event name → currency → amount in millionths (integers: exact whatever the order). */
@@ -194,17 +196,60 @@ export class Reference {
     return out;
   }
 
+  /** `prop:<key>` cells: every event (any name) carrying `key`, by the property's value as a string. */
+  propBreakdown(site: string, fromMs: number, toMs: number, key: string): Map<string, Agg> {
+    const out = new Map<string, Agg>();
+    for (const c of this.contributions(site, fromMs, toMs)) {
+      if (!Object.prototype.hasOwnProperty.call(c.event.props, key)) continue;
+      const value = String(c.event.props[key]);
+      let a = out.get(value);
+      if (!a) out.set(value, (a = newAgg()));
+      addEventOnly(a, c);
+    }
+    return out;
+  }
+
+  /** Property keys seen on the site's counted events in the range. */
+  propKeys(site: string, fromMs: number, toMs: number): string[] {
+    const keys = new Set<string>();
+    for (const c of this.contributions(site, fromMs, toMs)) for (const k of Object.keys(c.event.props)) keys.add(k);
+    return [...keys].sort();
+  }
+
+  /** Totals of the contributions that pass `keep` (filtered questions). */
+  totalsWhere(site: string, fromMs: number, toMs: number, keep: (c: Contribution) => boolean): Agg {
+    const a = newAgg();
+    for (const c of this.contributions(site, fromMs, toMs)) if (keep(c)) addWhole(a, c);
+    return a;
+  }
+
+  /** A session-dimension breakdown of the contributions that pass `keep`. */
+  breakdownWhere(site: string, fromMs: number, toMs: number, dimension: keyof DimensionValues, keep: (c: Contribution) => boolean): Map<string, Agg> {
+    const out = new Map<string, Agg>();
+    for (const c of this.contributions(site, fromMs, toMs)) {
+      if (!keep(c)) continue;
+      const value = c.entry[dimension];
+      if (value === null) continue;
+      let a = out.get(value);
+      if (!a) out.set(value, (a = newAgg()));
+      addWhole(a, c);
+    }
+    return out;
+  }
+
   goals(site: string, goals: readonly Goal[], fromMs: number, toMs: number): GoalResult[] {
-    const results = goals.map((goal) => ({ goal, conversions: 0, visitors: new Set<string>(), matches: goalMatcher(goal) }));
+    const results = goals.map((goal) => ({ goal, conversions: 0, visitors: new Set<string>(), revenue: new Map<string, number>(), matches: goalMatcher(goal) }));
     for (const c of this.contributions(site, fromMs, toMs)) {
       for (const g of results) {
         if (g.matches(c.event)) {
           g.conversions++;
           g.visitors.add(c.event.identity);
+          const r = c.event.revenue;
+          if (r && c.event.type === 'event') g.revenue.set(r.currency, (g.revenue.get(r.currency) ?? 0) + Math.round(r.amount * 1e6));
         }
       }
     }
-    return results.map(({ goal, conversions, visitors }) => ({ goal, conversions, visitors }));
+    return results.map(({ goal, conversions, visitors, revenue }) => ({ goal, conversions, visitors, revenue }));
   }
 
   revenue(site: string, fromMs: number, toMs: number): RevenueMicros {

@@ -1,0 +1,130 @@
+/**
+ * The accuracy suite in distributed mode, on the real engines: two gateway processes and two
+ * aggregator processes (aggregate + archive roles) on Kafka, Cassandra and Redis, with topic,
+ * keyspace, Redis prefix and consumer group unique to the run. Batches alternate between the
+ * gateways, so a resent duplicate is caught by the gateway's dedup when it reaches the gateway
+ * of its first copy and by the aggregator's (site, id, minute) rule when it reaches the other.
+ * Every answer of `query.run` (through the Redis query cache) is compared with the exact
+ * reference.
+ */
+import { expect } from 'chai';
+import cassandra from 'cassandra-driver';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { Kafka, logLevel } from 'kafkajs';
+import { SluiceClient } from '../../src/client/sluice-client.js';
+import { distributedEnv, startSluiceProcess, type SluiceProcess } from '../support/sluice-process.js';
+import { stackEndpoints } from '../support/stack-fixture.js';
+import { awaitWatermark, closeWindows, compareAll, formatMismatch, sendTraffic, summarise } from './accuracy-run.js';
+import { buildReference } from './reference.js';
+import { generateTraffic } from './traffic-generator.js';
+import { avoidUtcMidnight, finalAtOf, RUN_RULES, SESSION_TIMEOUT_MS, TRAFFIC_SEED } from './run-settings.js';
+
+const KEY = 'accuracy-distributed-key-1';
+
+/** Sum of one counter over the processes' /metrics, by outcome label. */
+async function scrape(procs: readonly SluiceProcess[], name: string, outcome: string): Promise<number> {
+  let sum = 0;
+  for (const p of procs) {
+    const text = await (await fetch(`http://127.0.0.1:${p.started.http as number}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const m = new RegExp(`^${name}\\{[^}]*outcome="${outcome}"[^}]*\\} (\\S+)$`).exec(line);
+      if (m) sum += Number(m[1]);
+    }
+  }
+  return sum;
+}
+
+describe('accuracy: distributed mode (Kafka, Cassandra, Redis) against the exact reference', function () {
+  this.timeout(600_000);
+  const run = randomUUID().slice(0, 8);
+  const procs: SluiceProcess[] = [];
+  const clients: SluiceClient[] = [];
+
+  after(async () => {
+    for (const c of clients) c.close();
+    const exits = procs.filter((p) => p.alive()).map(async (p) => {
+      const exited = once(p.child, 'exit');
+      p.child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20_000))]);
+      if (p.alive()) p.child.kill('SIGKILL');
+    });
+    await Promise.all(exits);
+    // The run's resources: its keyspace and topics.
+    const s = stackEndpoints();
+    const db = new cassandra.Client({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter });
+    try {
+      await db.execute(`DROP KEYSPACE IF EXISTS sluice_t_${run.replace(/-/g, '_')}`);
+    } finally {
+      await db.shutdown();
+    }
+    const admin = new Kafka({ brokers: s.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [`t-${run}.events`, `t-${run}.late`, `t-${run}.dead-letter`] });
+    } catch {
+      // Best effort: a topic that was never created is not an error of this suite.
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('answers every total, series, breakdown and goal as the reference does', async () => {
+    await avoidUtcMidnight();
+    const nowMs = Date.now();
+    const traffic = generateTraffic({ seed: TRAFFIC_SEED, nowMs, rules: RUN_RULES });
+    const ref = buildReference(traffic.sent, { ...RUN_RULES, sessionTimeoutMs: SESSION_TIMEOUT_MS });
+    const lateExpected = ref.fates.filter((f) => f === 'late').length;
+    const timings: string[] = [];
+    let t = Date.now();
+    const lap = (what: string) => {
+      timings.push(`${what} ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      t = Date.now();
+    };
+
+    const env = (roles: string) => distributedEnv(run, roles, {
+      SLUICE_GATEWAY_API_KEYS: KEY,
+      SLUICE_INGEST_VISITOR_SECRET: `accuracy-${run}`,
+      SLUICE_EVENT_LOG_PARTITIONS: '4',
+      SLUICE_AGGREGATE_MAX_OUT_OF_ORDER_MS: String(RUN_RULES.maxOutOfOrderMs),
+      SLUICE_AGGREGATE_ALLOWED_LATENESS_MS: String(RUN_RULES.allowedLatenessMs),
+      SLUICE_AGGREGATE_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
+      // Processes wait for traffic while the others start: no watermark may move by the clock meanwhile.
+      SLUICE_AGGREGATE_IDLE_ADVANCE_MS: '3600000',
+      SLUICE_ROLLUPS_MINUTE_RETENTION_DAYS: String(traffic.minuteRetentionDays),
+      SLUICE_CASSANDRA_MINUTE_RETENTION_DAYS: String(traffic.minuteRetentionDays),
+      SLUICE_SITES: JSON.stringify(traffic.siteSettings),
+      SLUICE_LOG_LEVEL: 'warn',
+    });
+    const [gatewayA, gatewayB] = await Promise.all([startSluiceProcess('gateway-a', env('gateway')), startSluiceProcess('gateway-b', env('gateway'))]);
+    procs.push(gatewayA, gatewayB);
+    const aggregators = await Promise.all([startSluiceProcess('aggregator-1', env('aggregate archive')), startSluiceProcess('aggregator-2', env('aggregate archive'))]);
+    procs.push(...aggregators);
+    lap('start');
+
+    const a = await SluiceClient.connect({ url: gatewayA.tcpUrl, apiKey: KEY });
+    const b = await SluiceClient.connect({ url: gatewayB.tcpUrl, apiKey: KEY });
+    clients.push(a, b);
+    const ledger = await sendTraffic(traffic, [a, b]);
+    lap('send');
+    expect(ledger.rejected.slice(0, 5), `${ledger.rejected.length} rejected`).to.deep.equal([]);
+    expect(ledger.accepted + ledger.duplicates).to.equal(traffic.sent.length);
+    // Some resent duplicates met their first copy's gateway (ingest dedup), some the other one (aggregator dedup).
+    const duplicatesSent = traffic.sent.filter((s) => s.intent === 'duplicate').length;
+    expect(ledger.duplicates).to.be.within(1, duplicatesSent - 1);
+
+    await closeWindows(traffic, a, Date.now());
+    await awaitWatermark(b, traffic.sites[0]!.id, finalAtOf(traffic), 180_000);
+    lap('aggregate');
+    expect(await scrape(aggregators, 'sluice_aggregate_events_total', 'late'), 'events in the late lane').to.equal(lateExpected);
+
+    const cmp = await compareAll(b, traffic, ref, { filters: true });
+    lap('compare');
+    const report = `${cmp.mismatches.length} mismatches in ${cmp.compared} values from ${cmp.queries} queries `
+      + `(seed ${TRAFFIC_SEED}, now ${new Date(nowMs).toISOString()}, ${traffic.sent.length} events; ${timings.join(', ')}):\n`
+      + `${summarise(cmp.mismatches)}\n\n${cmp.mismatches.slice(0, 80).map(formatMismatch).join('\n')}`;
+    console.log(`      accuracy (distributed): ${cmp.compared} values, ${cmp.mismatches.length} mismatches; ${timings.join(', ')}`);
+    expect(cmp.mismatches.length, report).to.equal(0);
+    expect(cmp.compared).to.be.greaterThan(10_000);
+  });
+});
