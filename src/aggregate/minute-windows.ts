@@ -42,9 +42,12 @@
  * contributions of its counted events, and of its bots — counts are integer sums (revenue in
  * millionths), sketches unions, and each dimension is capped only when the row is built
  * (rollup-merge.ts capDimension: top maxBreakdownKeys by count, ties by key, rest under
- * OTHER_KEY), from all its values. Contributions are a function of the frozen states and of the
- * counted events, not of their arrival order. So the same events over the same frozen states
- * give the same row, however they were inserted and whatever was restated on the way.
+ * OTHER_KEY), from all its values, never from a running top-k. Contributions are a function of
+ * the frozen states and of the counted events in (ts, id) order, not of their arrival order.
+ * Which events count is decided by the inputs in offset order (lateness; of repeats of an id
+ * in a bucket, the first to arrive). So the same inputs over the same frozen states give the
+ * same rows, however events were inserted and whatever was restated on the way; a successor
+ * replaying the log rebuilds them exactly.
  *
  * Offsets: each open bucket remembers the offset of its first event, so a flush can tell from
  * which offset a restart must re-read to rebuild every open bucket (see aggregator.ts); a
