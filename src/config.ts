@@ -31,6 +31,11 @@ export const ConfigSchema = Type.Object({
     socketHighWaterBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     /** Take the client address from X-Forwarded-For (WebSocket behind a trusted proxy) instead of the socket. */
     trustForwardedFor: Type.Boolean({ default: false }),
+    /**
+     * The one CDN in front of the WebSocket port whose geo headers to trust (a CDN overwrites its
+     * own headers but passes others' through, so trusting several would let clients fake them).
+     */
+    cdnGeoHeaders: Type.Union([Type.Literal('none'), Type.Literal('cloudflare'), Type.Literal('vercel'), Type.Literal('cloudfront')], { default: 'none' }),
     maxStreamsPerConnection: Type.Integer({ minimum: 1, default: 256 }),
     /** API keys accepted in SETUP: 'key' (all sites) or 'key:site1,site2'. Empty: one is generated at start. */
     apiKeys: Type.Array(Type.String({ minLength: 8 }), { default: [] }),

@@ -19,6 +19,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ApiKeyInfo, KeyScope, Organisation, Role, Site, User } from '../../protocol/admin-schema.js';
 import type { Goal } from '../../protocol/schema.js';
 import { SluiceError } from '../errors.js';
+import { normaliseOrigin } from '../gateway/upgrade-headers.js';
 import type { AccountStore, StoredKey } from './account-store.js';
 
 export type Action = 'ingest' | 'read' | 'admin';
@@ -73,6 +74,15 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
+/** Origins as the gateway compares them (lower case, no default port), so `https://Shop.example:443` matches. */
+function normaliseOrigins(origins: readonly string[]): string[] {
+  return origins.map((o) => {
+    const n = normaliseOrigin(o);
+    if (n === undefined) throw new SluiceError('ADMIN_INVALID', `"${o}" is not an origin (scheme://host[:port])`);
+    return n;
+  });
+}
+
 export class Accounts {
   private readonly now: () => number;
   private readonly siteCacheMs: number;
@@ -98,7 +108,7 @@ export class Accounts {
     const site: Site = {
       id: input.id, orgId: input.orgId, domains: [...(input.domains ?? [])], timeZone,
       retention: { ...(input.retention ?? {}) }, goals: [...(input.goals ?? [])],
-      publicId: newId('pub'), allowedOrigins: [...(input.allowedOrigins ?? [])], createdAt: this.now(),
+      publicId: newId('pub'), allowedOrigins: normaliseOrigins(input.allowedOrigins ?? []), createdAt: this.now(),
     };
     await this.store.putSite(site);
     return site;
@@ -108,7 +118,7 @@ export class Accounts {
     const site = await this.store.getSite(id);
     if (!site) throw new SluiceError('ADMIN_NOT_FOUND', `site "${id}" does not exist`);
     if (change.timeZone !== undefined && !isTimeZone(change.timeZone)) throw new SluiceError('ADMIN_INVALID', `unknown time zone "${change.timeZone}"`);
-    const updated: Site = { ...site, ...change };
+    const updated: Site = { ...site, ...change, ...(change.allowedOrigins ? { allowedOrigins: normaliseOrigins(change.allowedOrigins) } : {}) };
     await this.store.putSite(updated);
     return updated;
   }
@@ -168,13 +178,14 @@ export class Accounts {
   }
 
   /**
-   * The ingest-only principal of a browser that names a site's public id, when its Origin is
-   * one the site allows; null otherwise (an unknown id and a wrong origin look the same).
+   * The ingest-only principal of a browser that names a site's public id, when its Origin (as
+   * the gateway normalised it) is one the site allows; null otherwise (an unknown id and a
+   * wrong origin look the same).
    */
   async authenticatePublic(publicId: string, origin: string | undefined): Promise<Principal | null> {
     if (origin === undefined) return null;
     const site = await this.store.getSiteByPublicId(publicId);
-    if (!site || !site.allowedOrigins.includes(origin.toLowerCase())) return null;
+    if (!site || !site.allowedOrigins.includes(origin)) return null;
     return { keyId: `public:${site.publicId}`, orgId: site.orgId, scope: { kind: 'ingest', site: site.id }, expiresAt: null };
   }
 

@@ -22,6 +22,10 @@
  *   durationMs  + (ts − previous event's ts) when it continues a visit
  *   visitors    its visitorId added to the bucket's sketch
  *
+ * An anonymous event (visitorId '': Do-Not-Track, GPC or no consent) belongs to no visitor: it
+ * is a visit of its own (visits +1, bounces +1 if a pageview, exit +1 on its path, no duration),
+ * never continues or is continued by another event, and adds to no visitors sketch.
+ *
  * Over any range, bounce rate = bounces / visits, visit duration = durationMs / visits and
  * views per visit = pageviews / visits. A visit that straddles the range start contributes only
  * its in-range part; inside a range every number is exact.

@@ -123,7 +123,7 @@ export class Gateway {
         maxStreamsPerConnection: this.deps.config.maxStreamsPerConnection,
         shuttingDown: () => this.shuttingDown,
       }, {
-        context: { ip: ctx.ip, ...(ctx.userAgent !== undefined ? { userAgent: ctx.userAgent } : {}) },
+        context: { ip: ctx.ip, userAgent: ctx.userAgent, dnt: ctx.dnt, gpc: ctx.gpc, country: ctx.country, region: ctx.region, city: ctx.city },
         grant,
         control: conn,
       });
@@ -145,7 +145,7 @@ export class Gateway {
       conn.onClose(() => this.metrics.connections.dec({ transport }));
     };
     this.tcp = new TcpServerTransport({ ...common, port: config.tcpPort, onConnection: onConnection('tcp') });
-    this.ws = new WsServerTransport({ ...common, port: config.wsPort, onConnection: onConnection('ws') });
+    this.ws = new WsServerTransport({ ...common, port: config.wsPort, cdnGeoHeaders: config.cdnGeoHeaders, onConnection: onConnection('ws') });
     await new RSocketServer({ transport: this.tcp, acceptor: this.acceptor }).bind();
     await new RSocketServer({ transport: this.ws, acceptor: this.acceptor }).bind();
     const http = await this.http.start();
