@@ -55,7 +55,8 @@ export class EventTap {
             else this.outcomes.inc({ outcome: 'undecodable' });
           }
           if (events.length > 0) {
-            const seen: VisitorSeen[] = events.filter((e) => !e.bot).map((e) => ({ site: e.site, visitorId: e.visitorId, tsMs: e.ts }));
+            // Anonymous events (DNT, no consent) have no visitor to count as current.
+            const seen: VisitorSeen[] = events.filter((e) => !e.bot && e.visitorId !== '').map((e) => ({ site: e.site, visitorId: e.visitorId, tsMs: e.ts }));
             await Promise.all([archive.archive(events), currentVisitors.record(seen)]);
             this.outcomes.inc({ outcome: 'archived' }, events.length);
           }
