@@ -5,7 +5,7 @@
  * every dimension of every row would cost the rest for nothing).
  *
  * Goals over rollups: a page goal is the union of the `page` cells whose path matches its
- * glob; an event goal the `event` cell of its name, or with one property the `prop` cell
+ * glob (their pageviews; see pageviewsOnly for its visitors); an event goal the `event` cell of its name, or with one property the `prop` cell
  * propKey(event, key, value); revenue is the rows' revenue of the goal's event name. Several
  * goals together take each matching cell once.
  */
@@ -78,6 +78,17 @@ class GoalMatcher {
     const [k, v] = props[0]!;
     return { dim: 'prop', key: propKey(g.event, k, v) };
   }
+}
+
+/**
+ * A page cell as a page goal counts it: its pageviews. Its sketch also holds visitors whose only
+ * event on the page was a custom event (rollup.ts gives event dimensions the event's visitor), so
+ * over rollups a page goal's unique conversions can include them; the raw path counts pageviews'.
+ */
+function pageviewsOnly(cell: DimCell): DimCell {
+  const out: DimCell = { pageviews: cell.pageviews, events: 0, visits: 0, bounces: 0, durationMs: 0 };
+  if (cell.visitors) out.visitors = cell.visitors;
+  return out;
 }
 
 function addCell(out: Output, cell: DimCell, part: 'base' | 'goal'): void {
@@ -153,8 +164,10 @@ function accumulate(row: Rollup, result: SpanResult, spec: QuerySpec, matcher: G
       if (path === OTHER_KEY) continue;
       const hit = matcher.pageGoalsOf(path);
       if (hit.length === 0) continue;
-      union.set(`page\u0000${path}`, cell);
-      if (perGoal) for (const gi of hit) perGoal[gi]!.push({ cell });
+      // A page cell also counts the custom events sent from the page: a page goal is its pageviews.
+      const views = pageviewsOnly(cell);
+      union.set(`page\u0000${path}`, views);
+      if (perGoal) for (const gi of hit) perGoal[gi]!.push({ cell: views });
     }
     const revenueEvents = new Set<string>();
     goals.forEach((g, gi) => {

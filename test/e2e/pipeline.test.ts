@@ -1,11 +1,14 @@
 /**
  * End to end over real sockets with real rsocket-js clients, on both transports:
- * ingest → aggregate → query, live streams with snapshot, push, request(n) conflation, cancel.
+ * ingest → aggregate → query, live streams with snapshot, push, request(n) conflation, cancel;
+ * the declarative query (`query.run`: site zone, goals, raw-archive filters, error codes) and
+ * `live.query` (snapshot, changes only, a late event restating history).
  */
 import { expect } from 'chai';
 import type { CurrentVisitorsResponse, Event, IngestAck, LiveMessage, TotalsResponse, TimeseriesResponse, BreakdownResponse } from '../../protocol/schema.js';
+import type { LiveQueryMessage } from '../../protocol/query-schema.js';
 import { SluiceClient } from '../../src/client/sluice-client.js';
-import { ADMIN_KEY, startHarness, SITE_A, type Harness } from '../support/harness.js';
+import { ADMIN_KEY, startHarness, SITE_A, SITE_A_KEY, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
 
 const MINUTE = 60_000;
@@ -178,6 +181,100 @@ for (const transport of ['tcp', 'ws'] as const) {
       await waitFor(async () => (await gauge()) === 1, { what: 'cancel releases' });
       dashboard.close();
       await waitFor(async () => (await gauge()) === 0, { what: 'connection close releases' });
+    });
+  });
+}
+
+const GOAL_SITE = 'goals.example';
+
+for (const transport of ['tcp', 'ws'] as const) {
+  describe(`declarative queries and live queries end to end over ${transport}`, function () {
+    this.timeout(30_000);
+    let h: Harness;
+    beforeEach(async () => {
+      h = await startHarness({ sites: { [GOAL_SITE]: { timeZone: 'Asia/Kathmandu', goals: [{ name: 'Signup', event: 'signup' }, { name: 'Pricing', page: '/pricing' }] } } });
+    });
+    afterEach(async () => h.stop());
+
+    /** Two visits: one from Google (pricing, then a signup), one direct bounce. */
+    function visits(t0: number, tag: string): Event[] {
+      const ua = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
+      return [
+        { id: `${tag}-1`, type: 'pageview', site: GOAL_SITE, timestamp: t0, url: `https://${GOAL_SITE}/pricing`, referrer: 'https://www.google.com/', visitor: `${tag}-a`, userAgent: ua },
+        { id: `${tag}-2`, type: 'event', name: 'signup', site: GOAL_SITE, timestamp: t0 + 20_000, url: `https://${GOAL_SITE}/pricing`, visitor: `${tag}-a`, userAgent: ua },
+        { id: `${tag}-3`, type: 'pageview', site: GOAL_SITE, timestamp: t0 + 30_000, url: `https://${GOAL_SITE}/`, visitor: `${tag}-b`, userAgent: ua },
+      ];
+    }
+
+    it('answers query.run: a breakdown in the site zone, goals, and a filter over the raw archive', async () => {
+      const client = await h.client(transport);
+      const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - 2 * MINUTE;
+      expect((await client.sendBatch(visits(t0, 'q'))).accepted).to.equal(3);
+      const date_range = { from: t0, to: t0 + 2 * MINUTE };
+
+      const bySource = await waitFor(async () => {
+        const r = await client.query({ site: GOAL_SITE, metrics: ['visitors', 'visits', 'bounce_rate', 'pageviews'], dimensions: ['source'], date_range });
+        return r.totals.pageviews === 2 && r.totals.visits === 2 ? r : undefined;
+      }, { what: 'both visits counted' });
+      expect(bySource.time_zone).to.equal('Asia/Kathmandu');
+      expect(bySource.kind).to.equal('breakdown');
+      expect(bySource.rows).to.deep.equal([
+        { value: 'Direct / None', metrics: { visitors: 1, visits: 1, bounce_rate: 100, pageviews: 1 } },
+        { value: 'Google', metrics: { visitors: 1, visits: 1, bounce_rate: 100, pageviews: 1 } },
+      ]);
+      expect(bySource.watermark === null || typeof bySource.watermark === 'number').to.equal(true);
+
+      const goals = await client.query({ site: GOAL_SITE, metrics: ['conversions', 'unique_conversions', 'conversion_rate'], dimensions: ['goal'], date_range });
+      expect(goals.rows).to.deep.equal([
+        { value: 'Pricing', metrics: { conversions: 1, unique_conversions: 1, conversion_rate: 50 } },
+        { value: 'Signup', metrics: { conversions: 1, unique_conversions: 1, conversion_rate: 50 } },
+      ]);
+
+      // Filters scan the raw archive, which the tap fills beside aggregation.
+      const google = await waitFor(async () => {
+        const r = await client.query({ site: GOAL_SITE, metrics: ['visits', 'pageviews', 'events'], filters: [{ dimension: 'source', op: 'is', value: 'Google' }], date_range });
+        return r.totals.events === 1 ? r : undefined;
+      }, { what: 'the filtered visit' });
+      expect(google.totals).to.deep.equal({ visits: 1, pageviews: 1, events: 1 });
+      expect(google.meta.raw_archive_scanned).to.equal(true);
+    });
+
+    it('fails bad queries with their catalog codes, on that request only', async () => {
+      const client = await h.client(transport);
+      const err = (p: Promise<unknown>) => p.then(() => undefined, (e: { code?: string }) => e.code);
+      expect(await err(client.query({ site: GOAL_SITE, metrics: ['visits'], dimensions: ['page'], date_range: '7d' }))).to.equal('QUERY_INVALID');
+      expect(await err(client.query({ site: GOAL_SITE, metrics: ['visits'], date_range: '7d', time_zone: 'Moon/Base' }))).to.equal('TIME_ZONE_UNKNOWN');
+      expect(await err(client.request('query.run', { site: GOAL_SITE, metrics: ['nope'], date_range: '7d' }))).to.equal('PAYLOAD_SCHEMA');
+      const restricted = await h.client(transport, SITE_A_KEY);
+      expect(await err(restricted.query({ site: GOAL_SITE, metrics: ['visits'], date_range: '7d' }))).to.equal('SITE_FORBIDDEN');
+      expect((await client.query({ site: GOAL_SITE, metrics: ['visits'], date_range: 'today' })).kind).to.equal('totals');
+    });
+
+    it('streams live.query: a snapshot, then what changed, including a late event restating an earlier minute', async () => {
+      const dashboard = await h.client(transport);
+      const source = await h.client(transport);
+      const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - 3 * MINUTE;
+      await source.sendBatch(visits(t0, 'l'));
+      await waitFor(async () => (await source.query({ site: GOAL_SITE, metrics: ['pageviews'], date_range: { from: t0, to: t0 + MINUTE } })).totals.pageviews === 2, { what: 'first events counted' });
+
+      const messages: LiveQueryMessage[] = [];
+      const stream = dashboard.liveQuery({ site: GOAL_SITE, metrics: ['pageviews', 'visitors'], date_range: { from: t0, to: t0 + 10 * MINUTE }, interval: 'minute' }, { next: (m) => messages.push(m) }, 100);
+      await waitFor(() => messages.length >= 1, { what: 'snapshot' });
+      const snapshot = messages[0]!;
+      if (snapshot.type !== 'snapshot') throw new Error('first message is not a snapshot');
+      expect(snapshot.response.totals).to.deep.equal({ pageviews: 2, visitors: 2 });
+      expect(snapshot.response.rows).to.have.length(10);
+
+      // A new event now, then a late one (within the allowed lateness) in the first minute.
+      await source.sendBatch([{ ...visits(t0, 'x')[2]!, id: 'now-1', timestamp: t0 + 2 * MINUTE + 5_000, visitor: 'late-c' }]);
+      await waitFor(() => messages.some((m) => m.type === 'update' && m.totals?.pageviews === 3), { what: 'update for the new event' });
+      await source.sendBatch([{ ...visits(t0, 'x')[2]!, id: 'late-1', timestamp: t0 + 40_000, visitor: 'late-d' }]);
+      const restated = await waitFor(() => messages.find((m) => m.type === 'update' && m.totals?.pageviews === 4), { what: 'restatement of the first minute' });
+      if (restated.type !== 'update') throw new Error('not an update');
+      expect(restated.rows.map((r) => ('t' in r ? r.t : null))).to.deep.equal([t0]);
+      expect(restated.rows[0]!.metrics).to.deep.equal({ pageviews: 3, visitors: 3 });
+      stream.cancel();
+      await waitFor(async () => (await h.metric('sluice_gateway_live_streams')) === 0, { what: 'stream released' });
     });
   });
 }
