@@ -4,7 +4,8 @@
  * paging and "(other)", comparison, goals, and the rules that make a query invalid.
  */
 import { expect } from 'chai';
-import type { QueryBreakdownRow, QueryMetricName, QueryMetrics, QueryRequest, QueryResponse } from '../../protocol/query-schema.js';
+import { QueryResponse as QueryResponseSchema, type QueryBreakdownRow, type QueryMetricName, type QueryMetrics, type QueryRequest, type QueryResponse } from '../../protocol/query-schema.js';
+import { compileValidator } from '../../protocol/validate.js';
 import type { Goal } from '../../protocol/schema.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import type { MutableDimCell, RollupAccumulator } from '../aggregate/rollup-merge.js';
@@ -66,10 +67,21 @@ describe('query engine over tiered rollups', function () {
     await storeWithTiers(store, rows);
     await store.upsert(randomMinuteRows('other-site.example', DATA_FROM, DATA_TO, 7, 0.05));
     await store.setWatermark(0, Date.UTC(2026, 2, 11));
-    engine = createQueryEngine({
+    const inner = createQueryEngine({
       store, settings: configSiteSettings({ [SITE]: { timeZone: 'Asia/Kolkata', goals: GOALS } }), retention: FOREVER,
       defaultTimeZone: 'UTC', maxRawScanEvents: 1_000, sessionTimeoutMs: 1_800_000, now: () => NOW,
     });
+    // Every response the tests see must match the wire schema, strictly.
+    const valid = compileValidator(QueryResponseSchema);
+    engine = {
+      ...inner,
+      async run(req) {
+        const r = await inner.run(req);
+        const v = valid(r);
+        if (!v.ok) throw new Error(`response does not match QueryResponse: ${v.message}`);
+        return r;
+      },
+    };
   });
 
   const SESSION_METRICS: QueryMetricName[] = ['visitors', 'visits', 'pageviews', 'events', 'views_per_visit', 'bounce_rate', 'visit_duration'];

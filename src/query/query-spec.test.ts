@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { QUERY_DIMENSIONS, QueryRequest as QueryRequestSchema, type QueryRequest } from '../../protocol/query-schema.js';
 import { compileValidator } from '../../protocol/validate.js';
 import { DIMENSIONS } from '../aggregate/rollup.js';
-import { buildSpec } from './query-spec.js';
+import { buildSpec, type SpecContext } from './query-spec.js';
 
 const NOW = Date.UTC(2026, 2, 10);
-const ctx = { settings: { timeZone: 'Asia/Kolkata', goals: [{ name: 'Buy', event: 'purchase', props: { plan: 'pro' } }, { name: 'Buy any', event: 'purchase' }, { name: 'Buy monthly', event: 'purchase', props: { period: 'month' } }] }, defaultTimeZone: 'UTC', nowMs: NOW };
+const ctx: SpecContext = { settings: { timeZone: 'Asia/Kolkata', goals: [{ name: 'Buy', event: 'purchase', props: { plan: 'pro' } }, { name: 'Buy any', event: 'purchase' }, { name: 'Buy monthly', event: 'purchase', props: { period: 'month' } }] }, defaultTimeZone: 'UTC', nowMs: NOW };
 const q = (extra: Partial<QueryRequest>): QueryRequest => ({ site: 's', metrics: ['visitors'], date_range: '7d', ...extra });
 
 describe('query spec', () => {
