@@ -297,13 +297,13 @@ const CONNECTION_LEVEL = new Set<number>([
  * and connection errors, a request's stream for request errors. Returns the violations (empty
  * when all is well) and the known-bug ids seen.
  */
-export function checkErrorFrames(frames: readonly Frame[]): { violations: string[]; knownBugs: Set<string> } {
+export function checkErrorFrames(frames: readonly Frame[], tolerateKnownBugs = true): { violations: string[]; knownBugs: Set<string> } {
   const violations: string[] = [];
   const knownBugs = new Set<string>();
   for (const f of frames) {
     if (f.type !== FrameTypes.ERROR) continue;
     const e = f as ErrorFrame;
-    const known = KNOWN_BUG_SIGNATURES.find((k) => k.streamZero === (e.streamId === 0) && k.code === e.code && k.message.test(e.message));
+    const known = tolerateKnownBugs && KNOWN_BUG_SIGNATURES.find((k) => k.streamZero === (e.streamId === 0) && k.code === e.code && k.message.test(e.message));
     if (known) {
       knownBugs.add(known.id);
       continue;
