@@ -45,6 +45,18 @@ export const ERROR_CATALOG = {
     rsocket: 'REJECTED_SETUP', retryable: false,
     description: 'SETUP carried a credential this server does not know.',
   },
+  AUTH_EXPIRED: {
+    rsocket: 'REJECTED_SETUP', retryable: false,
+    description: 'SETUP carried a key past its expiry; an open connection of a key that expires is closed with this code.',
+  },
+  AUTH_REVOKED: {
+    rsocket: 'REJECTED_SETUP', retryable: false,
+    description: 'SETUP carried a revoked key; the open connections of a key are closed with this code within seconds of its revocation.',
+  },
+  CONNECTION_LIMIT: {
+    rsocket: 'REJECTED_SETUP', retryable: true,
+    description: 'This key already holds its maximum number of connections; close one, or retry later.',
+  },
   FRAME_MALFORMED: {
     rsocket: 'CONNECTION_ERROR', retryable: false,
     description: 'Bytes on the connection do not decode as RSocket frames; the connection is closed.',
@@ -96,6 +108,26 @@ export const ERROR_CATALOG = {
   TIME_ZONE_UNKNOWN: {
     rsocket: 'INVALID', retryable: false,
     description: 'The query names a time zone that is not a known IANA zone name.',
+  },
+  FORBIDDEN: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The key\'s scope does not allow this route (an ingest key querying, a read key sending events, a non-admin key on an admin route).',
+  },
+  RATE_LIMITED: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'Over the per-key ingest rate or the per-site query rate; retry after the time the message names. Nothing in the rejected request was accepted.',
+  },
+  ADMIN_INVALID: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'An admin request broke a rule of the account model (a key scoped to another organisation\'s site, an unknown time zone, an origin that is not scheme://host[:port]).',
+  },
+  ADMIN_NOT_FOUND: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The organisation, site, user or key named does not exist, or is not visible to this key (the two look the same).',
+  },
+  ADMIN_CONFLICT: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'An organisation or site with that id exists already.',
   },
   OVERLOADED: {
     rsocket: 'REJECTED', retryable: true,

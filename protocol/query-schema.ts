@@ -171,14 +171,14 @@ export const QueryMetrics = Type.Object({
 export type QueryMetrics = Static<typeof QueryMetrics>;
 
 /** A breakdown row: the dimension value ("(other)" for the rest) and its metrics. */
-export const BreakdownRow = Type.Object({ value: Type.String(), metrics: QueryMetrics }, { additionalProperties: false });
-export type QueryBreakdownRow = Static<typeof BreakdownRow>;
+export const QueryBreakdownRowSchema = Type.Object({ value: Type.String(), metrics: QueryMetrics }, { additionalProperties: false });
+export type QueryBreakdownRow = Static<typeof QueryBreakdownRowSchema>;
 
 /** A time-series point: its UTC start, its local label (`2026-03-08`, `2026-03-08T14:00`, `2026-W10`, `2026-03`). */
 export const PointRow = Type.Object({ t: EpochMs, label: Type.String(), metrics: QueryMetrics }, { additionalProperties: false });
 export type QueryPointRow = Static<typeof PointRow>;
 
-export const QueryRow = Type.Union([BreakdownRow, PointRow]);
+export const QueryRow = Type.Union([QueryBreakdownRowSchema, PointRow]);
 export type QueryRow = Static<typeof QueryRow>;
 
 /** The range as resolved: UTC [from, to) and the same instants as local ISO date-times. */

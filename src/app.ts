@@ -19,6 +19,7 @@ import { MemoryRollupStore } from './adapters/memory/memory-rollup-store.js';
 import { RedisCurrentVisitors } from './adapters/redis/redis-current-visitors.js';
 import { RedisLiveBus } from './adapters/redis/redis-live-bus.js';
 import { RedisQueryCache } from './adapters/redis/redis-query-cache.js';
+import { tierRetentionFromDays } from './aggregate/tier-roller.js';
 import { Aggregator } from './aggregate/aggregator.js';
 import { EventTap } from './aggregate/event-tap.js';
 import type { RawArchive } from './aggregate/raw-archive.js';
@@ -171,6 +172,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       log: eventLog, store, bus: invalidatingBus,
       topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
       config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
+      retention: tierRetentionFromDays(config.rollups),
     });
     await aggregator.start();
   }

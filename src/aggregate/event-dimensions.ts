@@ -5,7 +5,9 @@
  * both derive values here and nowhere else.
  *
  * Values, from the enriched event (ingest/enriched-event.ts):
- * - entry_page, page: the path; hostname: the host;
+ * - entry_page: the path of any event (a visit can begin with a custom event); page: the path of a
+ *   pageview, null for a custom event, so a page's cell and a page goal count views only;
+ *   hostname: the host;
  * - source: the human source name ('Direct / None' included: it is a value, not an absence);
  *   referrer: the referrer host, null when there is none ('');
  * - channel; utm_*: the UTM parameters, null when absent or empty;
@@ -56,7 +58,7 @@ export function eventDimensions(e: DimensionSource): DimensionValues {
     os_version: nameAndMajor(e.os, e.osVersion),
     device: e.device,
     screen: e.screen === null ? null : screenClass(e.screen.width),
-    page: e.path,
+    page: e.type === 'pageview' ? e.path : null,
     event: e.type === 'event' ? e.name : null,
   };
 }

@@ -38,6 +38,8 @@
  *   path, and, when it continues a visit, −1 visits to the cell of the previous event's path
  *   (both in the bucket of this event). Only `visits` is used there.
  * An event with no value for a dimension (no UTM campaign, no country…) adds nothing to it.
+ * `page` has a value for pageviews only (a custom event's path is not a page view of it), so a
+ * page cell's visitors are the visitors who viewed it.
  * `prop` cells are keyed `propKey(name, key, value)`, one per custom property of the event
  * (pageviews too, with name 'pageview'); `event` cells count custom events by name.
  */

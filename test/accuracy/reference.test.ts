@@ -60,7 +60,7 @@ describe('accuracy suite: civil time', () => {
 /** A hand-made counted event. */
 function ev(site: string, visitor: string, id: string, ts: number, path: string, extra: Partial<ExpectedEvent> = {}): ExpectedEvent {
   return {
-    site, id, type: 'pageview', name: 'pageview', ts, identity: visitor, bot: false,
+    site, id, type: 'pageview', name: 'pageview', ts, path, identity: visitor, bot: false,
     dims: { ...emptyDims(), entry_page: path, page: path, hostname: site, source: `src-of-${id}`, channel: 'direct' }, props: {}, revenue: null,
     ...extra,
   };
@@ -69,7 +69,7 @@ function ev(site: string, visitor: string, id: string, ts: number, path: string,
 function sendAll(events: ReadonlyArray<ExpectedEvent | [ExpectedEvent, Intent]>): SentEvent[] {
   return events.map((x, seq) => {
     const [expected, intent] = Array.isArray(x) ? x : [x, 'normal' as Intent];
-    return { seq, expected, intent, sendKey: expected.ts, wire: { id: expected.id, type: expected.type, site: expected.site, url: `https://${expected.site}${expected.dims.page}` } };
+    return { seq, expected, intent, sendKey: expected.ts, wire: { id: expected.id, type: expected.type, site: expected.site, url: `https://${expected.site}${expected.path}` } };
   });
 }
 
@@ -83,7 +83,7 @@ describe('accuracy suite: the reference on hand-computed cases', () => {
       ev(site, 'A', 'a1', t0, '/a'),
       ev(site, 'B', 'b1', t0 + 5 * MINUTE, '/a'),
       ev(site, 'A', 'a2', t0 + 10 * MINUTE, '/b'),
-      ev(site, 'A', 'a3', t0 + 20 * MINUTE, '/b', { ...signup, dims: { ...emptyDims(), page: '/b', event: 'signup' } }),
+      ev(site, 'A', 'a3', t0 + 20 * MINUTE, '/b', { ...signup, dims: { ...emptyDims(), page: null, event: 'signup' } }),
       // Exactly 30 minutes after a3: a new visit (rollup.ts: "30 min or more").
       // 30 min − 1 ms after b1: the same visit.
       ev(site, 'B', 'b2', t0 + 35 * MINUTE - 1, '/d'),

@@ -301,7 +301,7 @@ function addEventOnly(a: Agg, c: Contribution): void {
 export function goalMatcher(goal: Goal): (e: ExpectedEvent) => boolean {
   if (goal.page !== undefined) {
     const pattern = globToRegExp(goal.page);
-    return (e) => e.type === 'pageview' && pattern.test(e.dims.page ?? '');
+    return (e) => e.type === 'pageview' && pattern.test(e.path);
   }
   const props = Object.entries(goal.props ?? {});
   return (e) => e.type === 'event' && e.name === goal.event
@@ -365,8 +365,8 @@ export function buildReference(sent: readonly SentEvent[], options: ReferenceOpt
         bounces,
         durationMs: starts ? 0 : e.ts - prev!.ts,
         entry: entry!,
-        exitTo: e.dims.page!,
-        exitFrom: starts ? null : prev!.dims.page!,
+        exitTo: e.path,
+        exitFrom: starts ? null : prev!.path,
       });
       prev = e;
     }

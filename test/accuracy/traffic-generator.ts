@@ -48,6 +48,8 @@ export interface ExpectedEvent {
   /** Custom event name; 'pageview' for pageviews. */
   readonly name: string;
   readonly ts: number;
+  /** The page URL's normalised path (every event has one; only a pageview's is a `page` value). */
+  readonly path: string;
   /** Who the server will take this visitor to be: same identity ⇔ same visitorId (on one salt day). */
   readonly identity: string;
   readonly bot: boolean;
@@ -292,10 +294,11 @@ export function generateTraffic(options: TrafficOptions): Traffic {
         country: v.geo.country, region: v.geo.region, city: v.geo.city,
         browser: v.agent.browser, browser_version: v.agent.browserVersion, os: v.agent.os, os_version: v.agent.osVersion,
         device: v.agent.device, screen: v.screen ? screenClass(v.screen.width) : null,
-        page: path, event: custom ? custom.name : null,
+        // rollup.ts: `page` has a value for pageviews only.
+        page: custom ? null : path, event: custom ? custom.name : null,
       };
       const expected: ExpectedEvent = {
-        site: site.id, id, type: wire.type, name: custom ? custom.name : 'pageview', ts,
+        site: site.id, id, type: wire.type, name: custom ? custom.name : 'pageview', ts, path,
         identity: v.identity, bot: false, dims, props, revenue,
       };
       return { wire, expected };
@@ -358,7 +361,7 @@ export function generateTraffic(options: TrafficOptions): Traffic {
           const path = weighted(r, PATHS).path;
           const wire: WireEvent = { id, type: 'pageview', site: site.id, timestamp: ts, url: `https://${site.hosts[0]}${encodeURI(path)}`, userAgent: ua, ip: `192.0.2.${k % 250}` };
           const expected: ExpectedEvent = {
-            site: site.id, id, type: 'pageview', name: 'pageview', ts, identity: `anon\u0000192.0.2.${k % 250}\u0000${ua}`, bot: true,
+            site: site.id, id, type: 'pageview', name: 'pageview', ts, path, identity: `anon\u0000192.0.2.${k % 250}\u0000${ua}`, bot: true,
             dims: { ...emptyDims(), page: path, entry_page: path }, props: {}, revenue: null,
           };
           drafts.push({ wire, expected, intent: 'bot', sendKey: ts });

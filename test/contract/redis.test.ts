@@ -15,7 +15,8 @@ import { RedisCurrentVisitors } from '../../src/adapters/redis/redis-current-vis
 import { RedisLiveBus } from '../../src/adapters/redis/redis-live-bus.js';
 import { RedisQueryCache } from '../../src/adapters/redis/redis-query-cache.js';
 import { HyperLogLog } from '../../src/aggregate/hyperloglog.js';
-import type { MinuteRollup } from '../../src/aggregate/rollup-store.js';
+import { emptyRollup } from '../../src/aggregate/rollup-merge.js';
+import type { Rollup, Tier } from '../../src/aggregate/rollup-store.js';
 import { createInvalidatingLiveBus } from '../../src/query/invalidating-live-bus.js';
 import type { BucketsChanged } from '../../src/query/live-bus.js';
 import { createQueryService } from '../../src/query/query-service.js';
@@ -189,10 +190,11 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
       await Promise.all(closers.splice(0).map((c) => c()));
     });
 
-    function row(minute: number, pageviews: number): MinuteRollup {
+    function row(minute: number, pageviews: number): Rollup {
       const hll = HyperLogLog.empty();
       for (let i = 0; i < pageviews; i++) hll.add(`v-${minute}-${i}`);
-      return { site, bucketMs: T0 + minute * MIN, pageviews, events: 0, visitors: hll.toBytes(), pages: { '/': pageviews }, sources: {} };
+      const base = emptyRollup(site, 'minute', T0 + minute * MIN);
+      return { ...base, totals: { ...base.totals, pageviews }, visitors: hll.toBytes() };
     }
 
     /** A writer process (aggregator: store + invalidating bus) and a gateway process (query + bus). */
@@ -204,9 +206,9 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
       const gatewayBus = new RedisLiveBus({ connection: REDIS, keyPrefix: PREFIX });
       let reads = 0;
       const countingStore = Object.assign(Object.create(store) as MemoryRollupStore, {
-        read: (s: string, from: number, to: number) => {
+        read: (s: string, tier: Tier, from: number, to: number) => {
           reads++;
-          return store.read(s, from, to);
+          return store.read(s, tier, from, to);
         },
       });
       const invalidating = createInvalidatingLiveBus(writerBus, writerCache);
