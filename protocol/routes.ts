@@ -7,18 +7,15 @@ import {
   BreakdownRequest, BreakdownResponse, CurrentVisitorsRequest, CurrentVisitorsResponse, IngestAck, IngestBatchRequest, IngestEnvelope, LiveMessage, LiveRequest,
   TimeseriesRequest, TimeseriesResponse, TotalsRequest, TotalsResponse,
 } from './schema.js';
+import { ADMIN_ROUTES } from './admin-routes.js';
+import { OPS_ROUTES } from './ops-routes.js';
 import { LiveQueryMessage, QueryRequest, QueryResponse } from './query-schema.js';
+import type { RouteSpec } from './route-spec.js';
 
-export type Interaction = 'fireAndForget' | 'requestResponse' | 'requestStream';
+export type { Interaction, RouteSpec } from './route-spec.js';
 
-export interface RouteSpec {
-  readonly interaction: Interaction;
-  readonly request: TSchema;
-  /** Response schema; for streams, the schema of each message; absent for fire-and-forget. */
-  readonly response?: TSchema;
-}
-
-export const ROUTES = {
+/** Ingest, queries and live streams; admin (accounts) and ops (reprocess, import, export) routes live in their own tables. */
+export const CORE_ROUTES = {
   'ingest.events': { interaction: 'fireAndForget', request: IngestEnvelope },
   'ingest.batch': { interaction: 'requestResponse', request: IngestBatchRequest, response: IngestAck },
   'query.timeseries': { interaction: 'requestResponse', request: TimeseriesRequest, response: TimeseriesResponse },
@@ -29,6 +26,8 @@ export const ROUTES = {
   'live.metrics': { interaction: 'requestStream', request: LiveRequest, response: LiveMessage },
   'live.query': { interaction: 'requestStream', request: QueryRequest, response: LiveQueryMessage },
 } as const satisfies Record<string, RouteSpec>;
+
+export const ROUTES = { ...CORE_ROUTES, ...ADMIN_ROUTES, ...OPS_ROUTES } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;
 
