@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createUserAgentParser, isBotUserAgent } from './user-agent.js';
+import { MAX_USER_AGENT_LENGTH, createUserAgentParser, isBotUserAgent } from './user-agent.js';
 
 /** Ordinary browsers, desktop and mobile: none may be flagged (a false positive hides a real visitor). */
 const BROWSERS = {
@@ -109,6 +109,17 @@ describe('user-agent', () => {
       expect(info).to.have.keys(Object.keys(UNKNOWN));
       expect(Object.isFrozen(info)).to.equal(true);
     }
+  });
+
+  it('reads a header-sized user agent only up to the wire limit, and caches it by that prefix', () => {
+    // A WebSocket User-Agent header can be 16 KiB; the event field stops at 1024.
+    const tail = (n: number) => ' '.repeat(MAX_USER_AGENT_LENGTH - BROWSERS.chromeMac.length) + 'x'.repeat(n);
+    const long = parse(BROWSERS.chromeMac + tail(15_000));
+    expect(long).to.deep.equal(parse(BROWSERS.chromeMac));
+    expect(parse(BROWSERS.chromeMac + tail(9_000)), 'same prefix, same cache entry').to.equal(long);
+    // A bot token past the limit is not seen; one within it is.
+    expect(parse(`${BROWSERS.chromeMac}${' '.repeat(2_000)}Googlebot/2.1`).bot).to.equal(false);
+    expect(isBotUserAgent(`${BROWSERS.chromeMac} Googlebot/2.1${' '.repeat(20_000)}`)).to.equal(true);
   });
 
   it('caches parses and stays correct when the cache evicts', () => {

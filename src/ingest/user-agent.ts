@@ -24,6 +24,12 @@
  * agent, so treating the absence as human costs almost nothing in bot detection. Any non-blank
  * string goes to isbot unchanged: it flags, for instance, a single token without spaces
  * ('xyzzy', 'undici'), which no browser sends.
+ *
+ * Only the first MAX_USER_AGENT_LENGTH characters are read. An event's `userAgent` is capped
+ * there by the wire schema, but a WebSocket's User-Agent header can be 16 KiB, on which
+ * ua-parser-js spends tens of milliseconds (its patterns are superlinear); real user agents are
+ * a few hundred characters. Cache keys are the same prefix, so the cache stays within
+ * cacheSize × 1 KiB of strings whatever the headers.
  */
 import { isBot } from 'isbot';
 import UAParser from 'ua-parser-js';
@@ -50,6 +56,9 @@ export interface UserAgentParserOptions {
 
 const UNKNOWN = 'Unknown';
 
+/** The wire schema's limit on an event's `userAgent`; longer strings (headers) are read up to it. */
+export const MAX_USER_AGENT_LENGTH = 1024;
+
 const EMPTY: UserAgentInfo = Object.freeze({
   browser: UNKNOWN, browserVersion: '', os: UNKNOWN, osVersion: '', device: 'other', bot: false,
 });
@@ -61,7 +70,9 @@ function isBlank(userAgent: string): boolean {
 
 /** Whether `userAgent` is a known bot, crawler or automated client; false when missing or blank. */
 export function isBotUserAgent(userAgent: string | undefined): boolean {
-  return userAgent !== undefined && !isBlank(userAgent) && isBot(userAgent);
+  if (userAgent === undefined) return false;
+  const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent;
+  return !isBlank(ua) && isBot(ua);
 }
 
 function majorMinor(version: string | undefined): string {
@@ -89,13 +100,14 @@ export function createUserAgentParser(options: UserAgentParserOptions = {}): Use
 
   return (userAgent: string | undefined): UserAgentInfo => {
     if (!userAgent) return EMPTY;
-    const cached = cache.get(userAgent);
+    const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent;
+    const cached = cache.get(ua);
     if (cached) return cached;
     // Blank strings are not cached: there are arbitrarily many of them and they all mean EMPTY.
-    if (isBlank(userAgent)) return EMPTY;
+    if (isBlank(ua)) return EMPTY;
 
-    const r = parser.setUA(userAgent).getResult();
-    const bot = isBot(userAgent);
+    const r = parser.setUA(ua).getResult();
+    const bot = isBot(ua);
     const browser = r.browser.name ?? UNKNOWN;
     const os = r.os.name ?? UNKNOWN;
     const info: UserAgentInfo = Object.freeze({
@@ -106,7 +118,7 @@ export function createUserAgentParser(options: UserAgentParserOptions = {}): Use
       device: bot ? 'other' : deviceType(r.device.type, browser !== UNKNOWN || os !== UNKNOWN),
       bot,
     });
-    cache.set(userAgent, info);
+    cache.set(ua, info);
     return info;
   };
 }
