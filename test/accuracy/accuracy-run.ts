@@ -18,6 +18,7 @@ import { localDayStart, nextLocalDayStart } from './time-zones.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 /** Relative standard error 1.04/√(2^p) (hyperloglog.ts). */
 const sigma = (p: number) => 1.04 / Math.sqrt(2 ** p);
 const TOTAL_PRECISION = 14;
@@ -83,12 +84,16 @@ export interface Mismatch {
   readonly expected: number | string | null;
   readonly actual: number | string | null;
   readonly tolerance: number;
+  /** What the wrong answer is explained by, when a what-if reference explains it. */
+  note?: string;
 }
 
 export function formatMismatch(m: Mismatch): string {
   const diff = typeof m.expected === 'number' && typeof m.actual === 'number' ? ` (off by ${+(m.actual - m.expected).toFixed(6)}, tolerance ${+m.tolerance.toFixed(6)})` : '';
-  return `${m.site} · ${m.query}${m.at ? ` · ${m.at}` : ''} · ${m.metric}: expected ${JSON.stringify(m.expected)}, got ${JSON.stringify(m.actual)}${diff}`;
+  return `${m.site} · ${m.query}${m.at ? ` · ${m.at}` : ''} · ${m.metric}: expected ${JSON.stringify(m.expected)}, got ${JSON.stringify(m.actual)}${diff}${m.note ? ` — ${m.note}` : ''}`;
 }
+
+const LATE_NOTE = 'equals the answer with the late-lane events counted';
 
 export type Tolerance = 'exact' | 'ratio' | { readonly precision: number } | { readonly absolute: number };
 
@@ -130,20 +135,24 @@ export class Comparer {
    * Compare one metric. Tolerance: 'exact' for counts; a precision for HyperLogLog estimates
    * (four standard errors, at least 2); a number for an explicit absolute tolerance.
    */
-  check(site: string, query: string, at: string, metric: string, expected: number | null, actual: number | null | undefined, tolerance: Tolerance): void {
+  check(site: string, query: string, at: string, metric: string, expected: number | null, actual: number | null | undefined, tolerance: Tolerance, whatIfLate?: number | null): void {
     this.compared++;
     const got = actual === undefined ? null : actual;
-    if (expected === null || got === null) {
-      if (expected !== got) this.mismatches.push({ site, query, at, metric, expected, actual: got, tolerance: 0 });
-      return;
-    }
-    const allowed = tolerance === 'exact' ? 0 : tolerance === 'ratio' ? 1e-9 * Math.max(1, Math.abs(expected))
-      : 'precision' in tolerance ? Math.max(2, 4 * sigma(tolerance.precision) * expected) : tolerance.absolute;
-    if (!(Math.abs(got - expected) <= allowed)) this.mismatches.push({ site, query, at, metric, expected, actual: got, tolerance: allowed });
+    const ok = (want: number | null): { ok: boolean; allowed: number } => {
+      if (want === null || got === null) return { ok: want === got, allowed: 0 };
+      const allowed = tolerance === 'exact' ? 0 : tolerance === 'ratio' ? 1e-9 * Math.max(1, Math.abs(want))
+        : 'precision' in tolerance ? Math.max(2, 4 * sigma(tolerance.precision) * want) : tolerance.absolute;
+      return { ok: Math.abs(got - want) <= allowed, allowed };
+    };
+    const verdict = ok(expected);
+    if (verdict.ok) return;
+    const m: Mismatch = { site, query, at, metric, expected, actual: got, tolerance: verdict.allowed };
+    if (whatIfLate !== undefined && whatIfLate !== expected && ok(whatIfLate).ok) m.note = LATE_NOTE;
+    this.mismatches.push(m);
   }
 
   /** Compare every requested metric of a row, point or total against the reference cell. */
-  checkMetrics(site: string, query: string, at: string, expected: Expected, actual: QueryMetrics | undefined, visitorsPrecision: number): void {
+  checkMetrics(site: string, query: string, at: string, expected: Expected, actual: QueryMetrics | undefined, visitorsPrecision: number, whatIfLate?: Expected): void {
     for (const [metric, value] of Object.entries(expected) as Array<[QueryMetricName, number | null]>) {
       const got = actual?.[metric];
       if (typeof got === 'object' && got !== null) {
@@ -153,7 +162,7 @@ export class Comparer {
       // Ratios of exact counts are exact up to float rounding; visitor-based ratios are checked as goals.
       const tolerance: Tolerance = metric === 'visitors' ? { precision: visitorsPrecision }
         : metric === 'bounce_rate' || metric === 'visit_duration' || metric === 'views_per_visit' ? 'ratio' : 'exact';
-      this.check(site, query, at, metric, value, got, tolerance);
+      this.check(site, query, at, metric, value, got, tolerance, whatIfLate?.[metric]);
     }
   }
 }
@@ -173,6 +182,8 @@ export interface CompareOptions {
   readonly log?: (line: string) => void;
   /** Sites compared at once (default 4). */
   readonly concurrency?: number;
+  /** The reference with late events counted (countLate): mismatches it explains are labelled. */
+  readonly whatIfLate?: Reference;
 }
 
 /** Every question for every site; `concurrency` sites at a time (their queries in sequence). */
@@ -281,14 +292,15 @@ async function compareSite(cmp: Comparer, traffic: Traffic, ref: Reference, site
   for (const r of [span, ...ranges]) {
     const visitors = ref.totals(site.id, r.fromMs, r.toMs).visitors.size;
     const goals = ref.goals(site.id, site.goals, r.fromMs, r.toMs);
+    const goalsWithLate = options.whatIfLate?.goals(site.id, site.goals, r.fromMs, r.toMs);
     for (const metrics of [['conversions', 'unique_conversions', 'conversion_rate'], ['conversions', 'revenue']] as QueryMetricName[][]) {
       const res = await cmp.run({ site: site.id, metrics, dimensions: ['goal'], date_range: { from: r.fromMs, to: r.toMs }, limit: 1000 });
       const q = `goal breakdown (${metrics.join(', ')}) ${r.name}${res.meta.raw_archive_scanned ? ' [raw archive]' : ''}`;
       const rows = new Map(res.rows.map((row) => ['value' in row ? row.value : String(row.t), row.metrics]));
-      for (const g of goals) {
+      for (const [gi, g] of goals.entries()) {
         const got = rows.get(g.goal.name);
         rows.delete(g.goal.name);
-        cmp.check(site.id, q, g.goal.name, 'conversions', g.conversions, got?.conversions, 'exact');
+        cmp.check(site.id, q, g.goal.name, 'conversions', g.conversions, got?.conversions, 'exact', goalsWithLate?.[gi]!.conversions);
         if (metrics.includes('revenue')) {
           compareRevenue(cmp, site.id, q, g.goal.name, g.revenue, got?.revenue);
           continue;
@@ -303,7 +315,7 @@ async function compareSite(cmp: Comparer, traffic: Traffic, ref: Reference, site
     }
   }
 
-  if (options.filters) await compareFiltered(cmp, ref, site, ranges[ranges.length - 1]!);
+  if (options.filters) await compareFiltered(cmp, ref, site, last, options.whatIfLate);
 }
 
 function checkZone(cmp: Comparer, site: SiteSpec, res: QueryResponse, zone: string): void {
@@ -327,7 +339,10 @@ function compareSeries(cmp: Comparer, site: string, query: string, res: QueryRes
   }
 }
 
-function compareRows(cmp: Comparer, site: string, query: string, res: QueryResponse, expected: Map<string, Agg>, metrics: readonly QueryMetricName[], precision: number): void {
+function compareRows(
+  cmp: Comparer, site: string, query: string, res: QueryResponse, expected: Map<string, Agg>, metrics: readonly QueryMetricName[], precision: number,
+  whatIfLate?: Map<string, Agg>,
+): void {
   const got = new Map<string, QueryMetrics>();
   for (const row of res.rows) {
     if (!('value' in row)) continue;
@@ -342,7 +357,7 @@ function compareRows(cmp: Comparer, site: string, query: string, res: QueryRespo
       cmp.mismatches.push({ site, query, at: value, metric: 'row', expected: JSON.stringify(expectedOf(a, metrics)), actual: 'missing', tolerance: 0 });
       continue;
     }
-    cmp.checkMetrics(site, query, value, expectedOf(a, metrics), row, precision);
+    cmp.checkMetrics(site, query, value, expectedOf(a, metrics), row, precision, whatIfLate && expectedOf(whatIfLate.get(value), metrics));
   }
   for (const [value, row] of got) {
     if (value === '(other)' || expected.has(value)) continue;
@@ -373,7 +388,8 @@ function compareRevenue(cmp: Comparer, site: string, query: string, at: string, 
 }
 
 /** Filtered questions: the raw-archive path, checked against the same definition. */
-async function compareFiltered(cmp: Comparer, ref: Reference, site: SiteSpec, r: TimeWindow): Promise<void> {
+async function compareFiltered(cmp: Comparer, ref: Reference, site: SiteSpec, window: TimeWindow, whatIfLate: Reference | undefined): Promise<void> {
+  const r = localDays(site.timeZone, window);
   const range = { from: r.fromMs, to: r.toMs };
   const session = (d: keyof DimensionValues, values: readonly string[]) => (c: Contribution) => values.includes(c.entry[d] ?? '\u0000none');
   const cases: Array<{ name: string; filters: QueryFilter[]; keep: (c: Contribution) => boolean; metrics: readonly QueryMetricName[] }> = [
@@ -389,20 +405,45 @@ async function compareFiltered(cmp: Comparer, ref: Reference, site: SiteSpec, r:
       keep: (c) => c.entry.device === 'mobile' && (c.entry.entry_page ?? '').includes('blog'), metrics: SESSION_METRICS,
     },
   ];
-  for (const f of cases) {
-    const res = await cmp.run({ site: site.id, metrics: [...f.metrics], filters: f.filters, date_range: range });
-    cmp.checkMetrics(site.id, `filtered totals: ${f.name}`, '', expectedOf(ref.totalsWhere(site.id, r.fromMs, r.toMs, f.keep), f.metrics), res.totals, TOTAL_PRECISION);
+  // Over the window's local days, and over ranges that begin while visits are under way (at the
+  // UTC and the local midnight inside the window, and at an odd minute): a visit that straddles
+  // the start contributes only its in-range part, which takes its earlier events to know.
+  const starts = [
+    { name: 'window days', fromMs: r.fromMs },
+    { name: 'from the UTC midnight inside', fromMs: Math.floor(window.toMs / DAY_MS) * DAY_MS },
+    { name: 'from the local midnight inside', fromMs: localDayStart(site.timeZone, window.toMs - 1) },
+    { name: 'from an odd minute', fromMs: Math.floor((window.fromMs + 9 * HOUR_MS + 7 * MINUTE_MS) / MINUTE_MS) * MINUTE_MS },
+  ].filter((x, i, all) => i === 0 || (x.fromMs > window.fromMs && all.findIndex((y) => y.fromMs === x.fromMs) === i));
+  for (const start of starts) {
+    for (const f of cases) {
+      const res = await cmp.run({ site: site.id, metrics: [...f.metrics], filters: f.filters, date_range: { from: start.fromMs, to: r.toMs } });
+      cmp.checkMetrics(site.id, `filtered totals ${start.name} [${new Date(start.fromMs).toISOString()}, …): ${f.name}`, '',
+        expectedOf(ref.totalsWhere(site.id, start.fromMs, r.toMs, f.keep), f.metrics), res.totals, TOTAL_PRECISION,
+        whatIfLate && expectedOf(whatIfLate.totalsWhere(site.id, start.fromMs, r.toMs, f.keep), f.metrics));
+    }
   }
   const res = await cmp.run({ site: site.id, metrics: [...SESSION_METRICS], dimensions: ['source'], filters: cases[1]!.filters, date_range: range, limit: 1000 });
-  compareRows(cmp, site.id, 'filtered breakdown source: country is DE, GB or FR', res, ref.breakdownWhere(site.id, r.fromMs, r.toMs, 'source', cases[1]!.keep), SESSION_METRICS, DIMENSION_SKETCH_PRECISION);
+  compareRows(cmp, site.id, 'filtered breakdown source: country is DE, GB or FR', res, ref.breakdownWhere(site.id, r.fromMs, r.toMs, 'source', cases[1]!.keep), SESSION_METRICS, DIMENSION_SKETCH_PRECISION,
+    whatIfLate?.breakdownWhere(site.id, r.fromMs, r.toMs, 'source', cases[1]!.keep));
+}
+
+/** The report: the summary, then mismatches no what-if explains, then some that one does. */
+export function report(mismatches: readonly Mismatch[], limit = 80): string {
+  const unexplained = mismatches.filter((m) => m.note === undefined);
+  const explained = mismatches.filter((m) => m.note !== undefined);
+  return `${summarise(mismatches)}\n\n${[...unexplained.slice(0, limit), ...explained.slice(0, Math.max(10, limit - unexplained.length))].map(formatMismatch).join('\n')}`;
 }
 
 /** Mismatches grouped by query kind and metric, for a short summary. */
 export function summarise(mismatches: readonly Mismatch[]): string {
-  const groups = new Map<string, number>();
+  const groups = new Map<string, { n: number; explained: number }>();
   for (const m of mismatches) {
-    const key = `${m.query.replace(/ \[.*\)$/, '').replace(/window \d+|span|unaligned/, '…')} / ${m.metric}`;
-    groups.set(key, (groups.get(key) ?? 0) + 1);
+    const key = `${m.query.replace(/ \[\d[^\]]*\)/, '').replace(/window \d+|span|unaligned/, '…')} / ${m.metric}`;
+    const g = groups.get(key) ?? { n: 0, explained: 0 };
+    g.n++;
+    if (m.note === LATE_NOTE) g.explained++;
+    groups.set(key, g);
   }
-  return [...groups].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`).join('\n');
+  return [...groups].sort((a, b) => b[1].n - a[1].n)
+    .map(([k, g]) => `${g.n} × ${k}${g.explained > 0 ? ` (${g.explained === g.n ? 'all' : g.explained} ${LATE_NOTE})` : ''}`).join('\n');
 }

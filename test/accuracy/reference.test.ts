@@ -148,6 +148,10 @@ describe('accuracy suite: the reference on hand-computed cases', () => {
     // Only another site has moved on: the partition may or may not be shared.
     expect(fates([ev(other, 'A', 'n', closes, '/'), ev(site, 'A', 'maybe', t0, '/')])).to.deep.equal(['counted', 'ambiguous']);
     expect(() => buildReference(sendAll([ev(other, 'A', 'n', closes, '/'), ev(site, 'A', 'maybe', t0, '/')]), OPTIONS)).to.throw(/cannot be judged/);
+    // The what-if reference (diagnosis only) counts the late one.
+    const lateCase = sendAll([ev(site, 'A', 'n', closes, '/'), ev(site, 'A', 'late', t0, '/')]);
+    expect(buildReference(lateCase, OPTIONS).totals(site, 0, Number.MAX_SAFE_INTEGER).pageviews).to.equal(1);
+    expect(buildReference(lateCase, { ...OPTIONS, countLate: true }).totals(site, 0, Number.MAX_SAFE_INTEGER).pageviews).to.equal(2);
   });
 
   it('reads goal globs as segments (*) and across segments (**)', () => {

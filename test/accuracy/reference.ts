@@ -102,6 +102,11 @@ export function compareUtf8(a: string, b: string): number {
 
 export interface ReferenceOptions extends LatenessRules {
   readonly sessionTimeoutMs: number;
+  /**
+   * A what-if for diagnosis, not the definition: count the late events too. A mismatch that
+   * this reference explains is an answer that took late-lane events for counted ones.
+   */
+  readonly countLate?: boolean;
 }
 
 export interface GoalResult {
@@ -333,7 +338,7 @@ export function buildReference(sent: readonly SentEvent[], options: ReferenceOpt
   if (ambiguous > 0) throw new Error(`${ambiguous} events are neither surely on time nor surely late: the traffic cannot be judged`);
   const byVisitor = new Map<string, ExpectedEvent[]>();
   sent.forEach((s, i) => {
-    if (fates[i] !== 'counted') return;
+    if (fates[i] !== 'counted' && !(options.countLate && fates[i] === 'late')) return;
     const key = `${s.expected.site}\u0000${s.expected.identity}`;
     let list = byVisitor.get(key);
     if (!list) byVisitor.set(key, (list = []));
