@@ -11,9 +11,10 @@
 import { expect } from 'chai';
 import { Flags, FrameTypes, serializeFrame, type ErrorFrame, type Frame } from 'rsocket-core';
 import { RSOCKET_ERROR, parseErrorBody } from '../../protocol/errors.js';
-import { RawTcpClient, trapProcessErrors } from '../../src/gateway/transport-test-kit.js';
+import { RawTcpClient, RawWsClient, trapProcessErrors } from '../../src/gateway/transport-test-kit.js';
 import { ADMIN_KEY, startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
+import { collectGarbage } from './fuzz-guards.js';
 import {
   METADATA_FLAG, PROBE_STREAM_ID, checkErrorFrames, frameTemplates, prefixed, probeAnswered, probeFrame, routeMetadata, setupBytes,
 } from './fuzz-frames.js';
@@ -42,7 +43,7 @@ async function exchange(h: Harness, frames: readonly Buffer[]): Promise<{ frames
 }
 
 describe('fuzz findings in the gateway and rsocket-core (failing until fixed)', function () {
-  this.timeout(30_000);
+  this.timeout(60_000);
   let h: Harness;
   let trap: ReturnType<typeof trapProcessErrors>;
 
@@ -100,5 +101,35 @@ describe('fuzz findings in the gateway and rsocket-core (failing until fixed)', 
     const r = await exchange(h, [push]);
     expect(r.closed, 'connection closed').to.equal(false);
     expect(r.answered).to.equal(true);
+  });
+
+  it('a WebSocket User-Agent header costs no more memory than the 1 KiB an event may carry [BUG B6: ingest caches (user agents, visitor ids) are keyed by the whole header, up to 16 KiB, so 10k-50k entries can pin ~1 GB]', async () => {
+    const gc = collectGarbage();
+    // One acknowledged event per connection, each with its own User-Agent header.
+    const connect = async (ua: string) => {
+      const ws = await RawWsClient.connect(h.ports.ws, { 'user-agent': ua });
+      ws.ws.send(setupBytes(ADMIN_KEY));
+      ws.ws.send(serializeFrame({
+        type: FrameTypes.REQUEST_RESPONSE, streamId: 1, flags: METADATA_FLAG, metadata: routeMetadata('ingest.batch'),
+        data: Buffer.from(JSON.stringify({ events: [{ type: 'pageview', site: SITE, url: `https://${SITE}/`, timestamp: Date.now() }] })),
+      }));
+      await waitFor(() => ws.frames.some((f) => f.type === FrameTypes.PAYLOAD && f.streamId === 1), { what: 'the ack' });
+      ws.destroy();
+    };
+    const N = 400;
+    const retainedPerConnection = async (uaLength: number, tag: string) => {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < N; i += 20) {
+        await Promise.all(Array.from({ length: 20 }, (_, j) => connect(`Mozilla/5.0 (X11; Linux x86_64) ${tag}${i + j} `.padEnd(uaLength, 'x'))));
+      }
+      gc();
+      return (process.memoryUsage().heapUsed - before) / N;
+    };
+    await retainedPerConnection(1_000, 'warm'); // JIT, pools and caches reach their steady size
+    const small = await retainedPerConnection(1_000, 'small');
+    const large = await retainedPerConnection(15_000, 'large');
+    // Same number of connections and events: the only difference is the header's length.
+    expect(large - small, `retained per connection: ${(small / 1024).toFixed(1)} KiB with 1 000-char headers, ${(large / 1024).toFixed(1)} KiB with 15 000-char headers`).to.be.below(4 * 1024);
   });
 });
