@@ -108,6 +108,7 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
   let prototypesBefore: PrototypeSnapshot;
   let gc: () => void;
   let heapBefore = 0;
+  let heapAfter = 0;
   let control: ControlTraffic;
   let controlAtPhaseStart = 0;
   let startedAt = 0;
@@ -197,7 +198,8 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
       const total = [...kinds.values()].reduce((a, b) => a + b, 0);
       return `  ${cat}: ${total} cases, ${kinds.size} distinct kind/outcome pairs`;
     });
-    console.log(`    fuzz campaign seed ${SEED}: ${((Date.now() - startedAt) / 1000).toFixed(1)} s\n${lines.join('\n')}\n  known bugs met (tolerated, see known-bugs.test.ts): ${[...knownBugsSeen].sort().join(', ') || 'none'}`);
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    console.log(`    fuzz campaign seed ${SEED}: ${((Date.now() - startedAt) / 1000).toFixed(1)} s, heap ${mib(heapBefore)} -> ${mib(heapAfter)} MiB after GC, ${control.acked} control events acknowledged\n${lines.join('\n')}\n  known bugs met (tolerated, see known-bugs.test.ts): ${[...knownBugsSeen].sort().join(', ') || 'none'}`);
   });
 
   it('pre-SETUP garbage: random bytes, bad prefixes, broken SETUPs, every first frame type', async () => {
@@ -633,7 +635,7 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
     expect(trap.errors.map((e) => String(e)), 'unhandled rejections or uncaught exceptions').to.deep.equal([]);
 
     gc();
-    const heapAfter = process.memoryUsage().heapUsed;
+    heapAfter = process.memoryUsage().heapUsed;
     expect(heapAfter - heapBefore, `heap grew from ${(heapBefore / 2 ** 20).toFixed(0)} MiB to ${(heapAfter / 2 ** 20).toFixed(0)} MiB`).to.be.below(HEAP_GROWTH_LIMIT_BYTES);
   });
 });
