@@ -83,7 +83,7 @@ import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecor
 import { silentLogger, type Logger } from '../log.js';
 import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
-import { minuteWindows, type FlushRequest, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
+import { IDENTITY_LOGIC, minuteWindows, type FlushRequest, type ProcessingLogic, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
 import type { RollupStore } from './rollup-store.js';
 import { decodeVisitStates, encodeVisitStates, type VisitorState } from './sessions.js';
 import { rollTiers, type TierRetention } from './tier-roller.js';
@@ -107,6 +107,12 @@ export interface AggregatorDeps {
   readonly now?: () => number;
   /** Drives flush ticks. */
   readonly scheduler?: SchedulerLike;
+  /**
+   * The processing logic (minute-windows.ts ProcessingLogic) applied to every event before it
+   * is windowed; default IDENTITY_LOGIC (version 1). Reprocessing (src/ops) recomputes history
+   * with the same hook, so give both the same current version.
+   */
+  readonly logic?: ProcessingLogic;
 }
 
 /** The metadata committed with each offset: what a successor needs to replay correctly. */
@@ -325,6 +331,7 @@ export class Aggregator {
       initialWatermarkMs: run.watermarkMs,
       replayThroughOffset,
       initialSessions: sessions,
+      logic: this.deps.logic ?? IDENTITY_LOGIC,
       scheduler: this.scheduler,
       now: this.now,
       flush$: run.flushes,

@@ -100,7 +100,30 @@ export type WindowOptions = Pick<Config['aggregate'],
    * afresh.
    */
   readonly initialSessions?: Iterable<VisitorState>;
+  /**
+   * The processing logic every event goes through before it is windowed (see ProcessingLogic);
+   * default IDENTITY_LOGIC.
+   */
+  readonly logic?: ProcessingLogic;
 };
+
+/**
+ * The logic-version hook (DESIGN invariant 6): one step applied to each decoded event before it
+ * is windowed, by the live aggregator (aggregator.ts) and by reprocessing (src/ops), so that a
+ * fix of the processing logic is a new `version` of this step, and history recomputed with the
+ * new version equals what the live pipeline now computes. `step` returns the event to window
+ * (possibly changed), or null to drop it; an input whose event is dropped is treated as an input
+ * without an event (it moves the position on, nothing else). It must be a pure function of the
+ * event: crash-safety (aggregator.ts) and reprocessing rely on the same inputs giving the same
+ * rows. `version` is a positive integer, recorded with the rows the logic built.
+ */
+export interface ProcessingLogic {
+  readonly version: number;
+  step(event: WindowEvent): WindowEvent | null;
+}
+
+/** Logic version 1: every event as ingest enriched it. */
+export const IDENTITY_LOGIC: ProcessingLogic = { version: 1, step: (event) => event };
 
 export interface WindowFlush {
   /**
@@ -304,7 +327,7 @@ export class MinuteWindows {
     this.lastOffset = input.offset;
     this.lastInputAtMs = nowMs;
     this.inputsSinceFlush++;
-    const event = input.event;
+    const event = input.event && this.options.logic ? this.options.logic.step(input.event) : input.event;
     if (!event) return null;
     const outcome = this.classify(event, input.offset);
     this.outcomes[outcome]++;
