@@ -16,6 +16,8 @@ import { RedisLiveBus } from '../../src/adapters/redis/redis-live-bus.js';
 import { RedisQueryCache } from '../../src/adapters/redis/redis-query-cache.js';
 import { HyperLogLog } from '../../src/aggregate/hyperloglog.js';
 import { emptyRollup } from '../../src/aggregate/rollup-merge.js';
+import { DIMENSION_SKETCH_PRECISION } from '../../src/aggregate/rollup.js';
+import { rollTiers } from '../../src/aggregate/tier-roller.js';
 import type { Rollup, Tier } from '../../src/aggregate/rollup-store.js';
 import { createInvalidatingLiveBus } from '../../src/query/invalidating-live-bus.js';
 import type { BucketsChanged } from '../../src/query/live-bus.js';
@@ -193,8 +195,17 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
     function row(minute: number, pageviews: number): Rollup {
       const hll = HyperLogLog.empty();
       for (let i = 0; i < pageviews; i++) hll.add(`v-${minute}-${i}`);
+      const cellVisitors = HyperLogLog.empty(DIMENSION_SKETCH_PRECISION);
+      for (let i = 0; i < pageviews; i++) cellVisitors.add(`v-${minute}-${i}`);
       const base = emptyRollup(site, 'minute', T0 + minute * MIN);
-      return { ...base, totals: { ...base.totals, pageviews }, visitors: hll.toBytes() };
+      const page = { ...base.totals, pageviews, visitors: cellVisitors.toBytes() };
+      return { ...base, totals: { ...base.totals, pageviews }, visitors: hll.toBytes(), dims: { page: { '/': page } } };
+    }
+
+    /** As the aggregator writes: minute rows, then the coarser tiers rolled from them (queries read the coarsest that fits). */
+    async function put(store: MemoryRollupStore, rows: Rollup[]): Promise<void> {
+      await store.upsert(rows);
+      await rollTiers(store, rows, 100);
     }
 
     /** A writer process (aggregator: store + invalidating bus) and a gateway process (query + bus). */
@@ -223,14 +234,14 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
     it('serves a cached totals response until a bucket-change notice, then the new rows', async () => {
       const { store, query, invalidating, gatewayBus, reads } = stack();
       const req = { site, from: T0, to: T0 + 60 * MIN };
-      await store.upsert([row(0, 5)]);
+      await put(store, [row(0, 5)]);
       await store.setWatermark(0, T0);
       const first = await query.totals(req);
       expect(first.totals.pageviews).to.equal(5);
       expect(reads()).to.equal(1);
 
       // Rows written without a notice are not seen: the response comes from the cache...
-      await store.upsert([row(1, 7)]);
+      await put(store, [row(1, 7)]);
       const second = await query.totals(req);
       expect(second).to.deep.equal(first);
       expect(reads()).to.equal(1);
@@ -245,7 +256,7 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
       await gatewayBus.subscribe(site, () => {
         onNotice.push(query.totals(req).then((r) => r.totals.pageviews));
       });
-      await store.upsert([row(2, 1)]);
+      await put(store, [row(2, 1)]);
       await invalidating.publish({ site, buckets: [T0 + MIN, T0 + 2 * MIN] });
       await waitFor(() => onNotice.length === 1, { what: 'the notice at the gateway' });
       expect(await onNotice[0]).to.equal(13);
@@ -255,7 +266,7 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
 
     it('timeseries and breakdown are cached per parameters and invalidated alike', async () => {
       const { store, query, invalidating, reads } = stack();
-      await store.upsert([row(0, 2), row(61, 3)]);
+      await put(store, [row(0, 2), row(61, 3)]);
       const ts = { site, from: T0, to: T0 + 3 * 60 * MIN, interval: 'hour' as const };
       const bd = { site, from: T0, to: T0 + 3 * 60 * MIN, dimension: 'page' as const };
       const series = await query.timeseries(ts);
@@ -266,7 +277,7 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
       expect(await query.timeseries(ts)).to.deep.equal(series);
       await query.breakdown(bd);
       expect(reads()).to.equal(3);
-      await store.upsert([row(125, 4)]);
+      await put(store, [row(125, 4)]);
       await invalidating.publish({ site, buckets: [T0 + 125 * MIN] });
       expect((await query.timeseries(ts)).points.map((p) => p.pageviews)).to.deep.equal([2, 3, 4]);
       expect((await query.breakdown(bd)).rows).to.deep.equal([{ value: '/', pageviews: 9 }]);
