@@ -6,10 +6,17 @@
  * `main.ts` is the command line around it; tests start it in-process on port 0.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { AccountStore } from './accounts/account-store.js';
+import { Accounts } from './accounts/accounts.js';
+import { createAdminHandlers } from './accounts/admin-handlers.js';
+import { createAdminService } from './accounts/admin-service.js';
+import { RevocationWatcher } from './accounts/revocation-watcher.js';
+import { CassandraAccountStore } from './adapters/cassandra/cassandra-account-store.js';
 import { CassandraRawArchive } from './adapters/cassandra/cassandra-raw-archive.js';
 import { CassandraRollupStore } from './adapters/cassandra/cassandra-rollup-store.js';
 import { applyMigrations, type Replication } from './adapters/cassandra/migrations.js';
 import { KafkaEventLog } from './adapters/kafka/kafka-event-log.js';
+import { MemoryAccountStore } from './adapters/memory/memory-account-store.js';
 import { MemoryCurrentVisitors } from './adapters/memory/memory-current-visitors.js';
 import { MemoryEventLog } from './adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from './adapters/memory/memory-live-bus.js';
@@ -26,8 +33,10 @@ import type { RawArchive } from './aggregate/raw-archive.js';
 import type { RollupStore } from './aggregate/rollup-store.js';
 import type { Config } from './config.js';
 import { ApiKeys } from './gateway/api-keys.js';
+import { createAuthenticator, hasStaticAdmin } from './gateway/authenticator.js';
 import { Gateway } from './gateway/gateway.js';
 import { HttpServer } from './gateway/http-server.js';
+import { joinHandlers } from './gateway/route-handlers.js';
 import type { EventLog } from './ingest/event-log.js';
 import { createIngestService, type IngestService } from './ingest/ingest-service.js';
 import type { Logger } from './log.js';
@@ -36,7 +45,8 @@ import { createInvalidatingLiveBus } from './query/invalidating-live-bus.js';
 import type { LiveBus } from './query/live-bus.js';
 import type { QueryCache } from './query/query-cache.js';
 import { createQueryService, type QueryService } from './query/query-service.js';
-import { configSiteSettings } from './query/site-settings.js';
+import { createVisitorErasure } from './privacy/visitor-erasure.js';
+import { configSiteSettings, storeSiteSettings } from './query/site-settings.js';
 
 const DAY_MS = 86_400_000;
 
@@ -49,8 +59,13 @@ export interface AppPorts {
 
 export interface App {
   readonly ports: AppPorts;
-  /** Set when no key was configured: the generated key, shown once at start. */
-  readonly generatedApiKey: string | undefined;
+  /**
+   * Set on the first start of a deployment without a static admin key: the deployment admin key
+   * just created in the account store. Show it once; it cannot be read back.
+   */
+  readonly bootstrapAdminKey: string | undefined;
+  /** The account rules over this process's account store; undefined without the gateway role. */
+  readonly accounts: Accounts | undefined;
   readonly registry: Registry;
   readonly ingest: IngestService | undefined;
   readonly query: QueryService | undefined;
@@ -61,6 +76,8 @@ export interface App {
 
 interface Adapters {
   readonly eventLog: EventLog;
+  /** Opened only for the gateway role (authentication, admin routes, site settings). */
+  readonly accountStore: AccountStore | undefined;
   readonly store: RollupStore;
   readonly archive: RawArchive;
   readonly bus: LiveBus;
@@ -69,7 +86,7 @@ interface Adapters {
   close(): Promise<void>;
 }
 
-function embeddedAdapters(config: Config): Adapters {
+function embeddedAdapters(config: Config, withAccounts: boolean): Adapters {
   const eventLog = new MemoryEventLog({ partitions: config.eventLog.partitions });
   const r = config.rollups;
   const store = new MemoryRollupStore({ retentionMs: {
@@ -79,11 +96,12 @@ function embeddedAdapters(config: Config): Adapters {
   const bus = new MemoryLiveBus();
   const cache = new MemoryQueryCache();
   const currentVisitors = new MemoryCurrentVisitors();
+  const accountStore = withAccounts ? new MemoryAccountStore() : undefined;
   return {
-    eventLog, store, archive, bus, cache, currentVisitors,
+    eventLog, store, archive, bus, cache, currentVisitors, accountStore,
     async close() {
       await eventLog.close();
-      await Promise.all([bus.close(), cache.close(), currentVisitors.close(), archive.close(), store.close()]);
+      await Promise.all([bus.close(), cache.close(), currentVisitors.close(), archive.close(), store.close(), accountStore?.close()]);
     },
   };
 }
@@ -99,7 +117,7 @@ function replicationOf(config: Config['cassandra']): Replication {
   };
 }
 
-async function distributedAdapters(config: Config, logger: Logger, registry: Registry): Promise<Adapters> {
+async function distributedAdapters(config: Config, logger: Logger, registry: Registry, withAccounts: boolean): Promise<Adapters> {
   const opened: Array<{ close(): Promise<void> }> = [];
   const closeAll = async () => {
     for (const c of opened.reverse()) await c.close().catch((e: unknown) => logger.warn({ err: e }, 'closing an adapter failed'));
@@ -133,6 +151,9 @@ async function distributedAdapters(config: Config, logger: Logger, registry: Reg
       shards: c.archiveShards, writeConcurrency: c.writeConcurrency, logger: logger.child({ adapter: 'cassandra' }),
     });
     opened.push(archive);
+    // Its tables come with migration 4, applied above.
+    const accountStore = withAccounts ? await CassandraAccountStore.connect({ ...connection, consistency: c.consistency }) : undefined;
+    if (accountStore) opened.push(accountStore);
 
     const redis = { connection: config.redis.url, keyPrefix: config.redis.keyPrefix, logger: logger.child({ adapter: 'redis' }) };
     const bus = new RedisLiveBus({ ...redis, registry });
@@ -141,7 +162,7 @@ async function distributedAdapters(config: Config, logger: Logger, registry: Reg
     opened.push(cache);
     const currentVisitors = new RedisCurrentVisitors(redis);
     opened.push(currentVisitors);
-    return { eventLog, store, archive, bus, cache, currentVisitors, close: closeAll };
+    return { eventLog, store, archive, bus, cache, currentVisitors, accountStore, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;
@@ -156,10 +177,10 @@ export interface StartOptions {
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<App> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const adapters = config.mode === 'embedded' ? embeddedAdapters(config) : await distributedAdapters(config, logger, registry);
+  const runsGateway = config.roles.includes('gateway');
+  const adapters = config.mode === 'embedded' ? embeddedAdapters(config, runsGateway) : await distributedAdapters(config, logger, registry, runsGateway);
   const { store, archive, bus, cache, currentVisitors } = adapters;
   const eventLog = options.wrapEventLog ? options.wrapEventLog(adapters.eventLog) : adapters.eventLog;
-  const runsGateway = config.roles.includes('gateway');
   const runsAggregate = config.roles.includes('aggregate');
   const runsArchive = config.roles.includes('archive');
 
@@ -184,31 +205,48 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     await tap.start();
   }
 
-  let generatedApiKey: string | undefined;
+  let bootstrapAdminKey: string | undefined;
+  let accounts: Accounts | undefined;
+  let watcher: RevocationWatcher | undefined;
   let ingest: IngestService | undefined;
   let query: QueryService | undefined;
   let gateway: Gateway | undefined;
   let http: HttpServer | undefined;
   let ready = false;
   let ports: AppPorts;
-  if (runsGateway) {
-    let keyEntries = config.gateway.apiKeys;
-    if (keyEntries.length === 0) {
-      generatedApiKey = ApiKeys.generateKey();
-      keyEntries = [generatedApiKey];
-    }
+  if (runsGateway && adapters.accountStore) {
+    const accountStore = adapters.accountStore;
+    accounts = new Accounts(accountStore, { defaultTimeZone: config.query.defaultTimeZone });
+    if (!hasStaticAdmin(config.gateway.apiKeys)) bootstrapAdminKey = (await accounts.bootstrapAdminKey()) ?? undefined;
     ingest = createIngestService({
       log: eventLog, topic: config.eventLog.eventsTopic, config: config.ingest, registry, logger: logger.child({ stage: 'ingest' }),
     });
     query = createQueryService({
       store, archive, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
-      settings: configSiteSettings(config.sites), retention: config.rollups, defaultTimeZone: config.query.defaultTimeZone,
+      settings: storeSiteSettings({
+        getSite: (id) => accountStore.getSite(id), fallback: configSiteSettings(config.sites), cacheMs: config.accounts.siteSettingsCacheMs,
+      }),
+      retention: config.rollups, defaultTimeZone: config.query.defaultTimeZone,
       maxRawScanEvents: config.query.maxRawScanEvents, sessionTimeoutMs: config.aggregate.sessionTimeoutMs,
     });
+    const adminHandlers = createAdminHandlers(createAdminService(accounts, accountStore), {
+      erase: createVisitorErasure(archive, config.ingest.visitorSecret),
+      // This process closes the key's connections at once; others at their next poll.
+      onRevoked: (keyId) => gateway?.revoke([keyId]),
+    });
     gateway = new Gateway({
-      config: config.gateway, ingest, query, bus, currentVisitors, registry, apiKeys: new ApiKeys(keyEntries),
+      config: config.gateway, ingest, query, bus, currentVisitors, registry,
+      authenticator: createAuthenticator(new ApiKeys(config.gateway.apiKeys), accounts),
+      limits: config.limits, authorizationCacheMs: config.accounts.authorizationCacheMs,
+      // Modules serving routes outside the core (ops.*) join theirs here.
+      handlers: joinHandlers(adminHandlers),
       logger: logger.child({ stage: 'gateway' }), ready: () => ready,
     });
+    const gw = gateway;
+    watcher = new RevocationWatcher({
+      store: accountStore, pollMs: config.accounts.revocationPollMs, onRevoked: (ids) => gw.revoke(ids), logger: logger.child({ stage: 'accounts' }),
+    });
+    watcher.start();
     const p = await gateway.start();
     ports = { tcp: p.tcp, ws: p.ws, http: p.http };
   } else {
@@ -219,11 +257,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
 
   let stopping: Promise<void> | undefined;
   return {
-    ports, generatedApiKey, registry, ingest, query, aggregator, eventLog,
+    ports, bootstrapAdminKey, accounts, registry, ingest, query, aggregator, eventLog,
     stop() {
       stopping ??= (async () => {
         ready = false;
         // Gateway first so nothing new arrives; then the aggregator flushes and commits what it holds.
+        watcher?.stop();
         await gateway?.stop();
         await http?.close();
         await aggregator?.stop();

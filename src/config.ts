@@ -36,9 +36,39 @@ export const ConfigSchema = Type.Object({
      * own headers but passes others' through, so trusting several would let clients fake them).
      */
     cdnGeoHeaders: Type.Union([Type.Literal('none'), Type.Literal('cloudflare'), Type.Literal('vercel'), Type.Literal('cloudfront')], { default: 'none' }),
+    /** Request-streams (live.*) open at once on one connection; more get STREAM_LIMIT. */
     maxStreamsPerConnection: Type.Integer({ minimum: 1, default: 256 }),
-    /** API keys accepted in SETUP: 'key' (all sites) or 'key:site1,site2'. Empty: one is generated at start. */
+    /**
+     * Static API keys accepted in SETUP besides the account store's: 'key' (a deployment admin)
+     * or 'key:site1,site2' (ingest and read of those sites). For operators who provision keys as
+     * secrets. When none is a deployment admin and the store has no deployment admin key, one is
+     * created on first start and shown once in the log.
+     */
     apiKeys: Type.Array(Type.String({ minLength: 8 }), { default: [] }),
+  }, { default: {}, additionalProperties: false }),
+  /** Organisations, sites, users and keys (the account store: Cassandra when distributed, memory when embedded). */
+  accounts: Type.Object({
+    /** How often each gateway asks the store for revoked keys; their open connections close within about this long. */
+    revocationPollMs: Type.Integer({ minimum: 100, default: 2_000 }),
+    /** How long a connection remembers that its key may (or may not) use a site. */
+    authorizationCacheMs: Type.Integer({ minimum: 0, default: 5_000 }),
+    /** How long a site's time zone and goals from the store are reused by queries. */
+    siteSettingsCacheMs: Type.Integer({ minimum: 0, default: 5_000 }),
+  }, { default: {}, additionalProperties: false }),
+  /**
+   * Per-tenant limits, enforced by each gateway process on its own (with G gateways a tenant can
+   * reach G times a rate). 0 turns a limit off. Deployment admin keys are not limited.
+   */
+  limits: Type.Object({
+    /** Events per second one key may send (token bucket refill rate). */
+    ingestEventsPerSecond: Type.Number({ minimum: 0, default: 10_000 }),
+    /** Events one key may send at once above the rate (bucket size). */
+    ingestBurstEvents: Type.Integer({ minimum: 1, default: 20_000 }),
+    /** Query requests per second on one site (query.*, and opening a live.* stream). */
+    queryRequestsPerSecond: Type.Number({ minimum: 0, default: 50 }),
+    queryBurstRequests: Type.Integer({ minimum: 1, default: 100 }),
+    /** Open connections per key (a site's public id, shared by its visitors' browsers, is not counted). */
+    maxConnectionsPerKey: Type.Integer({ minimum: 0, default: 1_000 }),
   }, { default: {}, additionalProperties: false }),
   ingest: Type.Object({
     /** Bytes of events accepted but not yet durable in the log; beyond it sockets pause and batches get OVERLOADED. */
@@ -69,7 +99,7 @@ export const ConfigSchema = Type.Object({
     /** Filtered queries scan the raw archive; beyond this many events they fail with QUERY_TOO_LARGE. */
     maxRawScanEvents: Type.Integer({ minimum: 1, default: 2_000_000 }),
   }, { default: {}, additionalProperties: false }),
-  /** Per-site settings until sites live in the account store: time zone and goals. */
+  /** Per-site time zone and goals for sites the account store does not hold (the store wins for its sites). */
   sites: Type.Record(SiteId, SiteSettings, { default: {} }),
   aggregate: Type.Object({
     /** How far behind the newest event time the watermark trails. */

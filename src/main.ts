@@ -52,15 +52,21 @@ async function main(): Promise<void> {
     ...(tcp !== undefined ? [`RSocket TCP ${host}:${tcp}`, `RSocket WebSocket ws://${host}:${ws}`] : []),
     `HTTP http://${host}:${http}/metrics`,
   ];
+  if (app.bootstrapAdminKey) {
+    // The one time this secret is shown: the store keeps only its digest.
+    logger.warn(`First start: created a deployment admin key (shown once, it cannot be read back; keep it as a secret): ${app.bootstrapAdminKey}` +
+      ` — use it with "sluice org create --name NAME --key KEY", or set SLUICE_ADMIN_KEY`);
+  }
   logger.info({ mode: config.mode, roles: config.roles, tcp, ws, http, host },
     `Sluice started in ${config.mode} mode, roles ${config.roles.join('+')} (${where}) — ${listening.join(', ')}`);
-  if (app.generatedApiKey) {
-    logger.warn(`No API key configured: generated one for this run (shown once): ${app.generatedApiKey}`);
-  }
 
   let stopDemo: (() => Promise<void>) | undefined;
   if (config.demo.enabled && app.ports.tcp !== undefined && app.ports.ws !== undefined) {
-    const apiKey = app.generatedApiKey ?? config.gateway.apiKeys[0]!.split(':')[0]!;
+    // The demo is a client like any other: the bootstrap key, a static admin key, or a short-lived key of its own.
+    const staticAdmin = config.gateway.apiKeys.find((k) => !k.includes(':'));
+    const apiKey = app.bootstrapAdminKey ?? staticAdmin ?? (await app.accounts!.createKey({
+      scope: { kind: 'admin', orgId: null }, orgId: null, label: 'demo traffic', expiresAt: Date.now() + 86_400_000,
+    })).secret;
     stopDemo = await startDemo({ config, ports: { tcp: app.ports.tcp, ws: app.ports.ws, http: app.ports.http }, apiKey, logger: logger.child({ stage: 'demo' }) });
   }
 

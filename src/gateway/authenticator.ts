@@ -26,7 +26,11 @@ export interface Authenticator {
 
 export const PUBLIC_ID_PREFIX = 'pub_';
 
-export function createAuthenticator(staticKeys: ApiKeys, accounts: Accounts): Authenticator {
+/**
+ * Without `accounts` only the static keys are known (a gateway built for a benchmark); every
+ * other credential is AUTH_INVALID.
+ */
+export function createAuthenticator(staticKeys: ApiKeys, accounts?: Accounts): Authenticator {
   return {
     async authenticate(token, who) {
       const grant = staticKeys.lookup(token);
@@ -36,11 +40,18 @@ export function createAuthenticator(staticKeys: ApiKeys, accounts: Accounts): Au
           ? { keyId, orgId: null, scope: { kind: 'admin', orgId: null }, expiresAt: null }
           : { keyId, orgId: null, scope: { kind: 'site', sites: [...grant.sites] }, expiresAt: null };
       }
+      if (!accounts) return { refused: 'AUTH_INVALID' };
       if (token.startsWith(PUBLIC_ID_PREFIX)) {
         return (await accounts.authenticatePublic(token, who.origin)) ?? { refused: 'AUTH_INVALID' };
       }
       return accounts.authenticate(token);
     },
-    allows: (principal, action, site) => accounts.allows(principal, action, site),
+    // Without a store an organisation admin's site cannot be resolved: refused, not guessed.
+    allows: async (principal, action, site) => (accounts ? accounts.allows(principal, action, site) : Accounts.decide(principal, action, site, Date.now()) ?? false),
   };
+}
+
+/** Whether a static key list holds a deployment admin (an entry without sites). */
+export function hasStaticAdmin(entries: readonly string[]): boolean {
+  return entries.some((e) => !e.includes(':'));
 }

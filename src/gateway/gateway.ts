@@ -7,17 +7,23 @@ import type { Registry } from 'prom-client';
 import { RSocketServer, type SetupFrame, type SetupPayload } from 'rsocket-core';
 import { WellKnownAuthType, WellKnownMimeType, decodeAuthMetadata, decodeCompositeMetadata } from 'rsocket-composite-metadata';
 import { ACCEPTED_DATA_MIME, ACCEPTED_METADATA_MIME, MIME } from '../../protocol/mime.js';
+import { Accounts } from '../accounts/accounts.js';
+import { ConnectionAuthority } from '../accounts/connection-authority.js';
+import { KeyConnections } from '../accounts/key-connections.js';
 import type { Config } from '../config.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../log.js';
+import { createTenantLimits, NO_LIMITS, type TenantLimits } from '../limits/tenant-limits.js';
 import type { CurrentVisitors } from '../query/current-visitors.js';
 import type { LiveBus } from '../query/live-bus.js';
 import type { QueryService } from '../query/query-service.js';
 import { ApiKeys } from './api-keys.js';
+import { createAuthenticator, PUBLIC_ID_PREFIX, type Authenticator } from './authenticator.js';
 import { acceptingConnection, type ConnectionContext, type FrameConnection, type SetupRejection } from './frame-connection.js';
 import { createGatewayMetrics, type GatewayMetrics } from './gateway-metrics.js';
 import { HttpServer } from './http-server.js';
 import { createResponder } from './responder.js';
+import type { RouteHandlers } from './route-handlers.js';
 import { rsocketError } from './rsocket-errors.js';
 import { TcpServerTransport } from './tcp-server-transport.js';
 import { WsServerTransport } from './ws-server-transport.js';
@@ -35,7 +41,16 @@ export interface GatewayDeps {
   readonly bus: LiveBus;
   readonly currentVisitors: CurrentVisitors;
   readonly registry: Registry;
-  readonly apiKeys: ApiKeys;
+  /** Who a SETUP's bearer token is; without one, only `apiKeys` (static keys) are known. */
+  readonly authenticator?: Authenticator;
+  /** Static keys, when no authenticator is given (benchmarks). */
+  readonly apiKeys?: ApiKeys;
+  /** Per-tenant limits (config `limits`); none when absent. */
+  readonly limits?: Config['limits'];
+  /** How long a connection remembers a site decision (config accounts.authorizationCacheMs). */
+  readonly authorizationCacheMs?: number;
+  /** Handlers of the routes outside the core (admin.*, ops.*). */
+  readonly handlers?: RouteHandlers;
   readonly logger: Logger;
   readonly ready: () => boolean;
 }
@@ -87,6 +102,9 @@ export function bearerTokenOf(metadata: Buffer | undefined): string | undefined 
 
 export class Gateway {
   private readonly metrics: GatewayMetrics;
+  private readonly authenticator: Authenticator;
+  private readonly limits: TenantLimits;
+  private readonly keyConnections: KeyConnections;
   private tcp: TcpServerTransport | undefined;
   private ws: WsServerTransport | undefined;
   private readonly http: HttpServer;
@@ -95,6 +113,26 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     this.metrics = createGatewayMetrics(deps.registry);
     this.http = new HttpServer({ host: deps.config.host, port: deps.config.httpPort, registry: deps.registry, ready: () => !this.shuttingDown && deps.ready() });
+    this.authenticator = deps.authenticator ?? createAuthenticator(deps.apiKeys ?? new ApiKeys([]));
+    this.limits = deps.limits ? createTenantLimits(deps.limits, { onRejected: (limit) => this.metrics.limitRejections.inc({ limit }) }) : NO_LIMITS;
+    this.keyConnections = new KeyConnections({
+      maxPerKey: deps.limits?.maxConnectionsPerKey ?? 0,
+      // A public id is shared by every visitor's browser; the operator's own keys are not a tenant's.
+      unlimited: (p) => Accounts.isDeploymentAdmin(p) || p.keyId.startsWith(`public:${PUBLIC_ID_PREFIX}`),
+      onRefused: () => this.metrics.limitRejections.inc({ limit: 'connections' }),
+      onClosed: (code) => this.metrics.keyClosures.inc({ code }),
+    });
+  }
+
+  /**
+   * Close this process's connections of revoked keys (AUTH_REVOKED). Called by the revocation
+   * watcher for revocations made anywhere, and at once for a revoke served here.
+   */
+  revoke(keyIds: readonly string[]): void {
+    const closed = this.keyConnections.revoke(keyIds);
+    if (closed > 0) {
+      this.deps.logger.info({ keys: keyIds, connections: closed }, 'closed the connections of revoked keys');
+    }
   }
 
   private clientContext(conn: FrameConnection): ConnectionContext & { ip: string } {
@@ -103,15 +141,34 @@ export class Gateway {
     return { ...ctx, ip: forwarded || ctx.remoteAddress };
   }
 
+  private refuse(code: 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_EXPIRED' | 'AUTH_REVOKED' | 'CONNECTION_LIMIT', message: string): never {
+    this.metrics.setupRejections.inc({ code });
+    throw rsocketError(code, message);
+  }
+
   private readonly acceptor = {
     accept: async (setup: SetupPayload) => {
+      // Before any await: the connection is known only in the acceptor's synchronous start.
       const conn = acceptingConnection();
       if (!conn) throw rsocketError('INTERNAL', 'connection context unavailable');
       const token = bearerTokenOf(setup.metadata);
-      if (token === undefined) throw rsocketError('AUTH_REQUIRED', 'SETUP must carry a bearer API key in the authentication extension');
-      const grant = this.deps.apiKeys.lookup(token);
-      if (!grant) throw rsocketError('AUTH_INVALID', 'unknown API key');
+      if (token === undefined) this.refuse('AUTH_REQUIRED', 'SETUP must carry a bearer API key in the authentication extension');
       const ctx = this.clientContext(conn);
+      const principal = await this.authenticator.authenticate(token, { origin: ctx.origin });
+      if ('refused' in principal) {
+        const messages = {
+          AUTH_INVALID: 'unknown API key (or a public site id from an origin the site does not allow)',
+          AUTH_EXPIRED: 'the API key expired',
+          AUTH_REVOKED: 'the API key was revoked',
+        } as const;
+        this.refuse(principal.refused, messages[principal.refused]);
+      }
+      if (!this.keyConnections.admit(conn, principal)) {
+        this.refuse('CONNECTION_LIMIT', `this key holds its maximum of ${this.deps.limits?.maxConnectionsPerKey ?? 0} connections; close one or retry later`);
+      }
+      const authority = new ConnectionAuthority({
+        principal, allows: (p, action, site) => this.authenticator.allows(p, action, site), ttlMs: this.deps.authorizationCacheMs ?? 5_000,
+      });
       return createResponder({
         ingest: this.deps.ingest,
         query: this.deps.query,
@@ -122,9 +179,11 @@ export class Gateway {
         maxDataBytes: this.deps.config.maxFrameBytes,
         maxStreamsPerConnection: this.deps.config.maxStreamsPerConnection,
         shuttingDown: () => this.shuttingDown,
+        limits: this.limits,
+        ...(this.deps.handlers ? { handlers: this.deps.handlers } : {}),
       }, {
         context: { ip: ctx.ip, userAgent: ctx.userAgent, dnt: ctx.dnt, gpc: ctx.gpc, country: ctx.country, region: ctx.region, city: ctx.city },
-        grant,
+        authority,
         control: conn,
       });
     },

@@ -27,6 +27,13 @@ export interface ErasureRequest {
   readonly toMs: number;
 }
 
+/** The spelling ingest hashes (ingest-service.ts canonicalIp): IPv6 lower case, IPv4-mapped IPv6 as IPv4. */
+function canonicalIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const lower = ip.toLowerCase();
+  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+}
+
 export function createVisitorErasure(archive: Pick<RawArchive, 'deleteVisitors'>, visitorSecret: string) {
   return async function erase(req: ErasureRequest): Promise<{ erased: number; days: number }> {
     if (visitorSecret === '') {
@@ -43,7 +50,7 @@ export function createVisitorErasure(archive: Pick<RawArchive, 'deleteVisitors'>
       const at = day * DAY_MS;
       ids.add('visitor' in req.identity
         ? hash(req.site, req.identity.visitor, '', '', at)
-        : hash(req.site, undefined, req.identity.ip, req.identity.userAgent, at));
+        : hash(req.site, undefined, canonicalIp(req.identity.ip), req.identity.userAgent, at));
     }
     const erased = await archive.deleteVisitors(req.site, ids, req.fromMs, req.toMs);
     return { erased, days: lastDay - firstDay + 1 };
