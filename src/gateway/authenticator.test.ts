@@ -47,3 +47,14 @@ describe('authenticator', () => {
     expect(await auth.authenticate('slk_unknown', {})).to.deep.equal({ refused: 'AUTH_INVALID' });
   });
 });
+
+describe('authenticator without an account store', () => {
+  it('knows only the static keys, and refuses an organisation admin it cannot resolve', async () => {
+    const auth = createAuthenticator(new ApiKeys(['static-admin-key', 'static-site-key:shop']));
+    expect(await auth.authenticate('static-admin-key', {})).to.have.nested.property('scope.kind', 'admin');
+    expect(await auth.authenticate('slk_unknown', {})).to.deep.equal({ refused: 'AUTH_INVALID' });
+    expect(await auth.authenticate('pub_x', { origin: 'https://shop.example' })).to.deep.equal({ refused: 'AUTH_INVALID' });
+    const orgAdmin = { keyId: 'k', orgId: 'o', scope: { kind: 'admin', orgId: 'o' }, expiresAt: null } as const;
+    expect(await auth.allows(orgAdmin, 'read', 'shop')).to.equal(false);
+  });
+});
