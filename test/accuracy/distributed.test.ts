@@ -41,6 +41,15 @@ describe('accuracy: distributed mode (Kafka, Cassandra, Redis) against the exact
   const procs: SluiceProcess[] = [];
   const clients: SluiceClient[] = [];
 
+  /** Starts processes side by side; every one that started is tracked for `after`, even when another failed. */
+  async function startAll(specs: ReadonlyArray<[string, NodeJS.ProcessEnv]>): Promise<SluiceProcess[]> {
+    const settled = await Promise.allSettled(specs.map(([name, e]) => startSluiceProcess(name, e)));
+    for (const r of settled) if (r.status === 'fulfilled') procs.push(r.value);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<SluiceProcess>).value);
+  }
+
   after(async () => {
     for (const c of clients) c.close();
     const exits = procs.filter((p) => p.alive()).map(async (p) => {
@@ -96,12 +105,11 @@ describe('accuracy: distributed mode (Kafka, Cassandra, Redis) against the exact
       SLUICE_ROLLUPS_MINUTE_RETENTION_DAYS: String(traffic.minuteRetentionDays),
       SLUICE_CASSANDRA_MINUTE_RETENTION_DAYS: String(traffic.minuteRetentionDays),
       SLUICE_SITES: JSON.stringify(traffic.siteSettings),
-      SLUICE_LOG_LEVEL: 'warn',
     });
-    const [gatewayA, gatewayB] = await Promise.all([startSluiceProcess('gateway-a', env('gateway')), startSluiceProcess('gateway-b', env('gateway'))]);
-    procs.push(gatewayA, gatewayB);
-    const aggregators = await Promise.all([startSluiceProcess('aggregator-1', env('aggregate archive')), startSluiceProcess('aggregator-2', env('aggregate archive'))]);
-    procs.push(...aggregators);
+    const [gatewayA, gatewayB, ...aggregators] = await startAll([
+      ['gateway-a', env('gateway')], ['gateway-b', env('gateway')],
+      ['aggregator-1', env('aggregate archive')], ['aggregator-2', env('aggregate archive')],
+    ]);
     lap('start');
 
     const a = await SluiceClient.connect({ url: gatewayA.tcpUrl, apiKey: KEY });
