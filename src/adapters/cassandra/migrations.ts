@@ -175,6 +175,86 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'accounts: organisations, sites, users, keys, revocations',
     statements: ACCOUNT_TABLES_CQL,
   },
+  {
+    version: 5,
+    name: 'reprocessing: rollup version directory, audit trail, live logic history, run journal, ops leases',
+    statements: [
+      // The active rollup version of each (site, UTC day) that was ever switched (src/ops):
+      // one partition per site, so the read-side wrapper reads a site's whole directory in one
+      // single-partition query (at most a row per day of history). Switched by lightweight
+      // transactions (compare-and-set on `version`), atomic per row.
+      `CREATE TABLE IF NOT EXISTS {keyspace}.rollup_versions (
+        site text,
+        day int,
+        version int,
+        previous_version int,
+        logic_version int,
+        run_id text,
+        action text,
+        actor text,
+        switched_at_ms bigint,
+        PRIMARY KEY (site, day)
+      ) WITH CLUSTERING ORDER BY (day ASC)`,
+      // Every switch, kept for audit and rollback; the key makes a rewritten entry (a resumed
+      // run) the same row.
+      `CREATE TABLE IF NOT EXISTS {keyspace}.rollup_version_audit (
+        site text,
+        day int,
+        at_ms bigint,
+        run_id text,
+        action text,
+        from_version int,
+        to_version int,
+        logic_version int,
+        actor text,
+        PRIMARY KEY (site, day, at_ms, run_id)
+      ) WITH CLUSTERING ORDER BY (day ASC, at_ms ASC, run_id ASC)`,
+      // Which logic version the live aggregator ran from which store watermark on (per
+      // aggregator group): the logic version of live rows.
+      `CREATE TABLE IF NOT EXISTS {keyspace}.live_logic_versions (
+        scope text,
+        since_ms bigint,
+        logic_version int,
+        recorded_at_ms bigint,
+        PRIMARY KEY (scope, since_ms)
+      ) WITH CLUSTERING ORDER BY (since_ms ASC)`,
+      // Reprocess and rollback runs, per site, and their days: what a resumed run skips.
+      `CREATE TABLE IF NOT EXISTS {keyspace}.reprocess_runs (
+        site text,
+        run_id text,
+        kind text,
+        from_ms bigint,
+        to_ms bigint,
+        rollup_version int,
+        logic_version int,
+        actor text,
+        created_at_ms bigint,
+        state text,
+        updated_at_ms bigint,
+        message text,
+        PRIMARY KEY (site, run_id)
+      )`,
+      `CREATE TABLE IF NOT EXISTS {keyspace}.reprocess_run_days (
+        site text,
+        run_id text,
+        day int,
+        state text,
+        from_version int,
+        to_version int,
+        events bigint,
+        rows int,
+        updated_at_ms bigint,
+        PRIMARY KEY ((site, run_id), day)
+      ) WITH CLUSTERING ORDER BY (day ASC)`,
+      // Leases (one run per site at a time): lightweight transactions with a TTL, renewed by the
+      // holder, so a crashed holder's lease frees itself.
+      `CREATE TABLE IF NOT EXISTS {keyspace}.ops_leases (
+        name text PRIMARY KEY,
+        owner text,
+        acquired_at_ms bigint
+      )`,
+    ],
+  },
 ];
 
 const LOCK_NAME = 'migrations';
