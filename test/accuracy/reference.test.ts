@@ -124,6 +124,21 @@ describe('accuracy suite: the reference on hand-computed cases', () => {
     ]);
   });
 
+  it('makes every anonymous event a visit of its own, with no visitor', () => {
+    const anon = (id: string, ts: number, path: string, extra: Partial<ExpectedEvent> = {}) => ev(site, '', id, ts, path, extra);
+    const ref = buildReference(sendAll([
+      anon('n1', t0, '/a'),
+      anon('n2', t0 + MINUTE, '/b'),
+      anon('n3', t0 + 2 * MINUTE, '/b', { type: 'event', name: 'signup', dims: { ...emptyDims(), page: null, event: 'signup' } }),
+      ev(site, 'A', 'a1', t0 + 3 * MINUTE, '/a'),
+    ]), OPTIONS);
+    const all = ref.totals(site, 0, Number.MAX_SAFE_INTEGER);
+    expect({ ...all, visitors: all.visitors.size }).to.deep.equal({ pageviews: 3, events: 1, visits: 4, bounces: 3, durationMs: 0, visitors: 1 });
+    expect(Object.fromEntries([...ref.breakdown(site, 0, Number.MAX_SAFE_INTEGER, 'exit_page')].map(([k, a]) => [k, a.visits]))).to.deep.equal({ '/a': 2, '/b': 2 });
+    expect(ref.breakdown(site, 0, Number.MAX_SAFE_INTEGER, 'page').get('/b')).to.deep.include({ pageviews: 1 });
+    expect(ref.breakdown(site, 0, Number.MAX_SAFE_INTEGER, 'page').get('/b')!.visitors.size).to.equal(0);
+  });
+
   it('orders same-millisecond events by their ids as UTF-8 bytes, not UTF-16 code units', () => {
     const emoji = 'x-\u{1F600}';
     const replacement = 'x-\uFFFD';
@@ -188,6 +203,8 @@ describe('accuracy suite: generated traffic', function () {
     const intents = new Map<Intent, number>();
     for (const s of traffic.sent) intents.set(s.intent, (intents.get(s.intent) ?? 0) + 1);
     for (const intent of ['normal', 'out-of-order', 'duplicate', 'late', 'bot'] as const) expect(intents.get(intent) ?? 0, intent).to.be.greaterThan(20);
+    expect(traffic.sent.filter((s) => s.expected.identity === '').length, 'anonymous events').to.be.greaterThan(100);
+    expect(traffic.sent.filter((s) => s.wire.consent === true && s.expected.identity !== '').length, 'consenting events').to.be.greaterThan(100);
     expect(traffic.sent.length).to.be.within(20_000, 50_000);
     const zones = new Set(traffic.sites.map((s) => s.timeZone));
     expect([...zones].sort()).to.deep.equal(['America/New_York', 'Asia/Kathmandu', 'Asia/Kolkata', 'Europe/Berlin', 'UTC']);

@@ -248,7 +248,7 @@ export class Reference {
       for (const g of results) {
         if (g.matches(c.event)) {
           g.conversions++;
-          g.visitors.add(c.event.identity);
+          addVisitor(g.visitors, c.event);
           const r = c.event.revenue;
           if (r && c.event.type === 'event') g.revenue.set(r.currency, (g.revenue.get(r.currency) ?? 0) + Math.round(r.amount * 1e6));
         }
@@ -289,13 +289,18 @@ function addWhole(a: Agg, c: Contribution): void {
   a.visits += c.visits;
   a.bounces += c.bounces;
   a.durationMs += c.durationMs;
-  a.visitors.add(c.event.identity);
+  addVisitor(a.visitors, c.event);
 }
 
 function addEventOnly(a: Agg, c: Contribution): void {
   a.pageviews += c.pageviews;
   a.events += c.events;
-  a.visitors.add(c.event.identity);
+  addVisitor(a.visitors, c.event);
+}
+
+/** An anonymous event (identity '') adds to no visitors (rollup.ts). */
+function addVisitor(visitors: Set<string>, e: ExpectedEvent): void {
+  if (e.identity !== '') visitors.add(e.identity);
 }
 
 /**
@@ -337,14 +342,24 @@ export function buildReference(sent: readonly SentEvent[], options: ReferenceOpt
   const ambiguous = fates.filter((f) => f === 'ambiguous').length;
   if (ambiguous > 0) throw new Error(`${ambiguous} events are neither surely on time nor surely late: the traffic cannot be judged`);
   const byVisitor = new Map<string, ExpectedEvent[]>();
+  const contributions: Contribution[] = [];
   sent.forEach((s, i) => {
     if (fates[i] !== 'counted' && !(options.countLate && fates[i] === 'late')) return;
+    const e = s.expected;
+    if (e.identity === '') {
+      // Anonymous: a visit of its own that nothing continues (rollup.ts).
+      const pageview = e.type === 'pageview';
+      contributions.push({
+        event: e, pageviews: pageview ? 1 : 0, events: pageview ? 0 : 1, visits: 1, bounces: pageview ? 1 : 0, durationMs: 0,
+        entry: e.dims, exitTo: e.path, exitFrom: null,
+      });
+      return;
+    }
     const key = `${s.expected.site}\u0000${s.expected.identity}`;
     let list = byVisitor.get(key);
     if (!list) byVisitor.set(key, (list = []));
     list.push(s.expected);
   });
-  const contributions: Contribution[] = [];
   for (const events of byVisitor.values()) {
     events.sort((a, b) => a.ts - b.ts || compareUtf8(a.id, b.id));
     let prev: ExpectedEvent | null = null;

@@ -50,7 +50,10 @@ export interface ExpectedEvent {
   readonly ts: number;
   /** The page URL's normalised path (every event has one; only a pageview's is a `page` value). */
   readonly path: string;
-  /** Who the server will take this visitor to be: same identity ⇔ same visitorId (on one salt day). */
+  /**
+   * Who the server will take this visitor to be: same identity ⇔ same visitorId (on one salt
+   * day). '' for an anonymous event (Do-Not-Track, no consent): no visitor id at all.
+   */
   readonly identity: string;
   readonly bot: boolean;
   readonly dims: DimensionValues;
@@ -168,6 +171,7 @@ interface Visitor {
   readonly screen: { width: number; height: number } | undefined;
   readonly geo: GeoSpec;
   readonly language: string;
+  readonly privacy: { readonly dnt?: boolean; readonly consent?: boolean };
   readonly identity: string;
 }
 
@@ -252,12 +256,19 @@ export function generateTraffic(options: TrafficOptions): Traffic {
       const ip = r() < 0.8 ? `198.51.${s}.${n % 250}` : `2001:db8:${s.toString(16)}::${n.toString(16)}`;
       const hint = hinted ? `u-${s + 1}-${n}` : undefined;
       const screen = agent.screens.length > 0 && r() < 0.9 ? pickOf(r, agent.screens) : undefined;
+      // Privacy flags (schema.ts Event): Do-Not-Track or no consent makes every event anonymous;
+      // DNT wins over consent: true; consent: true alone changes nothing.
+      const p = r();
+      const privacy: Visitor['privacy'] = p < 0.02 ? { dnt: true } : p < 0.035 ? { consent: false } : p < 0.045 ? { dnt: true, consent: true } : p < 0.1 ? { consent: true } : {};
+      const anonymous = privacy.dnt === true || privacy.consent === false;
+      const geo = GEOS[Math.floor(r() * GEOS.length)]!;
       pool.push({
-        n, hint, ip, agent, screen,
-        geo: GEOS[Math.floor(r() * GEOS.length)]!,
+        n, hint, ip, agent, screen, privacy,
+        // An anonymous event keeps the country only.
+        geo: anonymous ? { ...geo, region: null, city: null } : geo,
         language: pickOf(r, LANGUAGES),
-        // ingest hashes (site, hint) when there is a hint, else (site, IP, user agent).
-        identity: hint !== undefined ? `hint\u0000${hint}` : `anon\u0000${ip}\u0000${agent.ua ?? ''}`,
+        // ingest hashes (site, hint) when there is a hint, else (site, IP, user agent); nothing when anonymous.
+        identity: anonymous ? '' : hint !== undefined ? `hint\u0000${hint}` : `ipua\u0000${ip}\u0000${agent.ua ?? ''}`,
       });
     }
 
@@ -274,6 +285,8 @@ export function generateTraffic(options: TrafficOptions): Traffic {
       if (v.agent.ua !== undefined) wire.userAgent = v.agent.ua;
       if (v.screen) wire.screen = v.screen;
       if (v.geo.hint) wire.geo = { ...v.geo.hint };
+      if (v.privacy.dnt !== undefined) wire.dnt = v.privacy.dnt;
+      if (v.privacy.consent !== undefined) wire.consent = v.privacy.consent;
       if (referrer !== undefined) wire.referrer = referrer;
       if (arrival?.fields) Object.assign(wire, arrival.fields);
       let props: Record<string, string | number | boolean> = {};
@@ -361,7 +374,7 @@ export function generateTraffic(options: TrafficOptions): Traffic {
           const path = weighted(r, PATHS).path;
           const wire: WireEvent = { id, type: 'pageview', site: site.id, timestamp: ts, url: `https://${site.hosts[0]}${encodeURI(path)}`, userAgent: ua, ip: `192.0.2.${k % 250}` };
           const expected: ExpectedEvent = {
-            site: site.id, id, type: 'pageview', name: 'pageview', ts, path, identity: `anon\u0000192.0.2.${k % 250}\u0000${ua}`, bot: true,
+            site: site.id, id, type: 'pageview', name: 'pageview', ts, path, identity: `ipua\u0000192.0.2.${k % 250}\u0000${ua}`, bot: true,
             dims: { ...emptyDims(), page: path, entry_page: path }, props: {}, revenue: null,
           };
           drafts.push({ wire, expected, intent: 'bot', sendKey: ts });
@@ -396,11 +409,12 @@ export function generateTraffic(options: TrafficOptions): Traffic {
   const order = drafts.map((d, i) => ({ d, i })).sort((a, b) => a.d.sendKey - b.d.sendKey || a.i - b.i);
   let sent: SentEvent[] = order.map(({ d }, seq) => ({ seq, wire: d.wire, expected: d.expected, intent: d.intent, sendKey: d.sendKey }));
   // A late event whose site has been quiet may or may not be late, depending on which sites
-  // share its partition: leave those out. Removing them moves no bound (they are the oldest).
+  // share its partition; one that arrives while nothing newer was sent (between the windows) is
+  // not late at all: leave both out. Removing them moves no bound (they are not the newest).
   const fates = classifyFates(sent, options.rules);
   const unjudgeable = sent.filter((e, i) => fates[i] === 'ambiguous' && e.intent !== 'late');
   if (unjudgeable.length > 0) throw new Error(`generator bug: ${unjudgeable.length} on-time events are not surely on time (first: ${JSON.stringify(unjudgeable[0]!.wire)})`);
-  sent = sent.filter((_, i) => fates[i] !== 'ambiguous').map((e, seq) => ({ ...e, seq }));
+  sent = sent.filter((e, i) => fates[i] !== 'ambiguous' && !(e.intent === 'late' && fates[i] !== 'late')).map((e, seq) => ({ ...e, seq }));
 
   const oldest = windows[0]!.fromMs;
   const minuteRetentionDays = Math.max(35, Math.ceil((options.nowMs - oldest) / DAY_MS) + 2);

@@ -88,6 +88,11 @@ describe('accuracy suite: the traffic tables agree with ingest', function () {
       }
       if (JSON.stringify(got.props) !== JSON.stringify(e.props)) mismatches.push(`props: expected ${JSON.stringify(e.props)}, stored ${JSON.stringify(got.props)}`);
       if (JSON.stringify(got.revenue) !== JSON.stringify(e.revenue)) mismatches.push(`revenue: expected ${JSON.stringify(e.revenue)}, stored ${JSON.stringify(got.revenue)}`);
+      if (e.identity === '') {
+        if (got.visitorId !== '') mismatches.push(`anonymous event (dnt ${String(s.wire.dnt)}, consent ${String(s.wire.consent)}) got a visitor id`);
+        continue;
+      }
+      if (got.visitorId === '') mismatches.push(`event (dnt ${String(s.wire.dnt)}, consent ${String(s.wire.consent)}) made anonymous`);
       // Same identity ⇔ same visitor id (one salt day: everything was received at nowMs).
       const key = `${e.site}\u0000${e.identity}`;
       const known = visitorOf.get(key);
