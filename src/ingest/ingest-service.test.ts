@@ -9,6 +9,7 @@ import { decodeEventRecord } from './event-record.js';
 import { createIngestService, type IngestService, type IngestServiceDeps } from './ingest-service.js';
 import { ConfigError } from '../config.js';
 import { LIMITS } from '../../protocol/schema.js';
+import { MAX_USER_AGENT_LENGTH } from './user-agent.js';
 import { writeTestDatabases, type TestDatabases } from '../../test/fixtures/geo/test-databases.js';
 
 const TOPIC = 'events';
@@ -208,6 +209,21 @@ describe('ingest service', () => {
       await svc.ingest([pageview({ visitor: HINT })], { ip: '192.0.2.1' }, 'ack');
       const [a, b] = records(log);
       expect(a!.visitorId).to.equal(b!.visitorId);
+    });
+
+    it('reads only the first MAX_USER_AGENT_LENGTH characters of a connection\'s user agent', async () => {
+      // A WebSocket User-Agent header may be 16 KiB; past the first 1024 characters nothing counts.
+      const { svc } = service(log);
+      const long = `${CHROME} `.padEnd(MAX_USER_AGENT_LENGTH, 'x');
+      await svc.ingest([pageview()], { ip: IP, userAgent: `${long}${'a'.repeat(15_000)}` }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: `${long}${'b'.repeat(15_000)}` }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: long }, 'ack');
+      await svc.ingest([pageview()], { ip: IP, userAgent: long.slice(0, -1) }, 'ack');
+      const [a, b, c, d] = records(log);
+      expect(b!.visitorId).to.equal(a!.visitorId);
+      expect(c!.visitorId).to.equal(a!.visitorId);
+      expect(d!.visitorId, 'a character inside the bound still counts').to.not.equal(a!.visitorId);
+      expect(a!.browser).to.equal('Chrome');
     });
 
     it('rotates with the received day', async () => {

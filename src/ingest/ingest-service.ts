@@ -64,7 +64,7 @@ import { LruCache } from './lru-cache.js';
 import { propsLimitMessage } from './props-limits.js';
 import { cleanUtm, createUrlNormaliser, type NormalisedUrl, type UtmParams } from './normalise-url.js';
 import { createAttributor, type Attribution } from './referrer.js';
-import { createUserAgentParser, type UserAgentInfo } from './user-agent.js';
+import { MAX_USER_AGENT_LENGTH, createUserAgentParser, type UserAgentInfo } from './user-agent.js';
 import { createVisitorIdHasher } from './visitor-id.js';
 
 /** What the transport knows about the connection an event batch arrived on. */
@@ -163,6 +163,29 @@ interface PendingAppend {
   promise: Promise<void> | undefined;
 }
 
+/**
+ * A user agent as ingest uses it, for parsing, as a cache key and in the visitor hash: its
+ * first MAX_USER_AGENT_LENGTH characters, in a string that owns its memory. The wire schema
+ * caps an event's `userAgent` there and the WebSocket transport cuts its header there too, but
+ * ingest does not rely on either (SDK events carry `userAgent` in the body; a context may come
+ * from another transport). Owning matters as much as the length: V8 makes a cut (`slice`) of
+ * 13 characters or more a view that keeps its whole parent alive, so a cache keyed by the
+ * transport's 1 KiB cut of a 15 KiB header would pin the 15 KiB, for as long as the cache
+ * keeps the key. The caches re-insert with the caller's key when they promote an entry, so the
+ * copy is made here, before any lookup.
+ *
+ * `owned`: the string is known to own its memory (parsed from JSON); copied only when cut.
+ */
+function ingestUserAgent(userAgent: string, owned: boolean): string {
+  if (userAgent.length > MAX_USER_AGENT_LENGTH) return copyOf(userAgent.slice(0, MAX_USER_AGENT_LENGTH));
+  return owned ? userAgent : copyOf(userAgent);
+}
+
+/** A flat copy of `text` that shares no memory with it (exact for any UTF-16, lone surrogates included). */
+function copyOf(text: string): string {
+  return Buffer.from(text, 'utf16le').toString('utf16le');
+}
+
 /** Distinct user agents and referrers kept parsed. */
 const PARSE_CACHE_SIZE = 10_000;
 /**
@@ -240,8 +263,10 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     }
     return cached;
   };
-  // User agents repeat: parse results are cached here, by the whole string, with their part of
-  // the record (the parser's own cache is off, so each string is looked up once per event).
+  // User agents repeat: parse results are cached here, with their part of the record (the
+  // parser's own cache is off, so each string is looked up once per event). Keys are at most
+  // MAX_USER_AGENT_LENGTH characters of their own (see ingestUserAgent), so the cache holds at
+  // most PARSE_CACHE_SIZE × 1 KiB of keys whatever the headers.
   const parseUserAgent = createUserAgentParser({ cacheSize: 0 });
   const agentCache = new LruCache<string, CachedAgent>(PARSE_CACHE_SIZE);
   const agentOf = (userAgent: string): CachedAgent => {
@@ -371,6 +396,8 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
     const receivedAt = now();
     const latestTs = receivedAt + config.maxFutureSkewMs;
     const ctxIp = ctx.ip === undefined ? '' : canonicalIp(ctx.ip);
+    // Once per call, not per event: the transport's header value is a cut of a longer string.
+    const ctxUserAgent = ctx.userAgent === undefined ? '' : ingestUserAgent(ctx.userAgent, false);
     // The connection's signal applies to every event of the call, whatever the event says.
     const ctxAnonymised: AnonymisedReason | undefined = ctx.dnt === true ? 'connection_dnt' : ctx.gpc === true ? 'connection_gpc' : undefined;
     /** Where the connection's client is: its hint, else its IP's location, looked up once per call when first needed. */
@@ -462,7 +489,7 @@ export function createIngestService(deps: IngestServiceDeps): IngestService {
           ts = receivedAt;
           clamped++;
         }
-        const userAgent = e.userAgent ?? ctx.userAgent ?? '';
+        const userAgent = e.userAgent === undefined ? ctxUserAgent : ingestUserAgent(e.userAgent, true);
         const { agent, part: agentBytes } = agentOf(userAgent);
         const utm = mergeUtm(e, url.utm);
         const { origin, part: originBytes } = utm === url.utm ? pageOrigin(page, url, e.referrer) : attributeNow(e.referrer, url, utm);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { MAX_USER_AGENT_LENGTH } from './user-agent.js';
 import { createVisitorIdHasher, utcDate } from './visitor-id.js';
 
 const IP = '203.0.113.42';
@@ -26,6 +27,16 @@ describe('visitor-id', () => {
     const day2 = hash('site-a', undefined, IP, UA, DAY2_FIRST_MS);
     hash('site-a', undefined, IP, UA, DAY1_NOON);
     expect(hash('site-a', undefined, IP, UA, DAY2_FIRST_MS + 3_600_000)).to.equal(day2);
+  });
+
+  it('hashes only the first MAX_USER_AGENT_LENGTH characters of the user agent', () => {
+    const long = `${UA} `.padEnd(MAX_USER_AGENT_LENGTH, 'x');
+    const base = hash('site-a', undefined, IP, long, DAY1_NOON);
+    expect(hash('site-a', undefined, IP, `${long}${'y'.repeat(15_000)}`, DAY1_NOON)).to.equal(base);
+    expect(hash('site-a', undefined, IP, `${long.slice(0, -1)}y`, DAY1_NOON)).to.not.equal(base);
+    // Uncached, the same: the cut is part of the hash input, not only of the cache key.
+    const fresh = createVisitorIdHasher('test-secret', 0);
+    expect(fresh('site-a', undefined, IP, `${long}${'z'.repeat(100)}`, DAY1_NOON)).to.equal(base);
   });
 
   it('differs across sites', () => {

@@ -4,6 +4,8 @@
  *   salt(day)  = HMAC-SHA256(secret, 'YYYY-MM-DD' of the UTC day)
  *   visitorId  = HMAC-SHA256(salt(day), site \0 (hint | ip \0 userAgent)), hex, first 32 chars
  *
+ * where userAgent is its first MAX_USER_AGENT_LENGTH (1024) characters.
+ *
  * - No raw IP is ever stored: the IP only enters the hash, and the salt is never persisted or
  *   logged, so an id cannot be reversed by enumerating the IPv4 space.
  * - A client-supplied visitor hint (an SDK's stable id) is hashed the same way: it is never
@@ -16,6 +18,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { PairLruCache } from './lru-cache.js';
+import { MAX_USER_AGENT_LENGTH } from './user-agent.js';
 
 export type VisitorIdHasher<T = string> = (site: string, hint: string | undefined, ip: string, userAgent: string, receivedAtMs: number) => T;
 
@@ -31,6 +34,10 @@ export function utcDate(ms: number): string {
  * `cacheSize`: ids kept per day, for each kind of input (hint; IP and user agent). A visitor
  * sends many events a day and the HMAC is the costliest step of ingest, so ids are memoised. The cache lives only in this process's memory
  * (never stored) and is emptied when the salt rotates, so it cannot link two days either.
+ *
+ * The strings passed in are kept as cache keys: pass ones that own their memory, not a short
+ * cut (`slice`) of a long string, which V8 keeps whole (ingest-service.ts's ingestUserAgent).
+ * A user agent over MAX_USER_AGENT_LENGTH is cut and copied here.
  */
 export function createVisitorIdHasher(secret: string, cacheSize?: number): VisitorIdHasher;
 /** Memoises `wrap(id)` instead of the id: for a caller that keeps more per visitor id (an encoded form). */
@@ -47,11 +54,16 @@ export function createVisitorIdHasher<T>(secret: string, cacheSize = 50_000, wra
   let salt = Buffer.alloc(0);
   // One update of a joined string: each update() is a native call that costs more than the join.
   const hmac = (input: string): T | string => {
-    const id = createHmac('sha256', salt).update(input).digest('hex').slice(0, ID_HEX_CHARS);
+    // Hex of the first bytes rather than a slice of the whole hex: the cached id owns its memory.
+    const id = createHmac('sha256', salt).update(input).digest().toString('hex', 0, ID_HEX_CHARS / 2);
     return wrap ? wrap(id) : id;
   };
 
-  return (site, hint, ip, userAgent, receivedAtMs) => {
+  return (site, hint, ip, fullUserAgent, receivedAtMs) => {
+    // Only the first MAX_USER_AGENT_LENGTH characters identify a visitor (as they are all the
+    // wire schema lets an event carry): a 16 KiB header costs no more to hash or to keep. The
+    // cut is copied (ownedCopy) since the cache keeps it.
+    const userAgent = fullUserAgent.length > MAX_USER_AGENT_LENGTH ? ownedCopy(fullUserAgent.slice(0, MAX_USER_AGENT_LENGTH)) : fullUserAgent;
     const day = Math.floor(receivedAtMs / DAY_MS);
     if (day !== saltDay) {
       salt = createHmac('sha256', key).update(utcDate(receivedAtMs)).digest();
@@ -75,4 +87,13 @@ export function createVisitorIdHasher<T>(secret: string, cacheSize = 50_000, wra
     }
     return id;
   };
+}
+
+/**
+ * A copy of `text` sharing no memory with the string it was cut from: V8 makes a cut of 13
+ * characters or more a view that keeps its whole parent alive, so a key cut from a 16 KiB
+ * header would pin the 16 KiB for as long as the cache keeps it.
+ */
+function ownedCopy(text: string): string {
+  return Buffer.from(text, 'utf16le').toString('utf16le');
 }
