@@ -49,7 +49,13 @@ describe('accuracy: embedded default against the exact reference', function () {
     expect(ledger.accepted).to.equal(traffic.sent.length);
     await closeWindows(traffic, client, Date.now());
     lap('send');
-    await awaitWatermark(client, traffic.sites[0]!.id, finalAtOf(traffic), 60_000);
+    try {
+      await awaitWatermark(client, traffic.sites[0]!.id, finalAtOf(traffic), 120_000);
+    } catch (e) {
+      const counted = await h.metric('sluice_aggregate_events_total', { outcome: 'counted' });
+      const positions = JSON.stringify([...h.aggregator.positions()]);
+      throw new Error(`${(e as Error).message}; the aggregator has counted ${counted} events, positions ${positions}`);
+    }
     lap('aggregate');
 
     const late = await h.metric('sluice_aggregate_events_total', { outcome: 'late' });
