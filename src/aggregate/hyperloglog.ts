@@ -97,12 +97,28 @@ export class HyperLogLogFormatError extends Error {
   override readonly name = 'HyperLogLogFormatError';
 }
 
-const HEX16 = /^[0-9a-fA-F]{16}/;
+/**
+ * The 64-bit hash of a value, left in HASH_HI and HASH_LO (unsigned 32-bit halves): no array per
+ * call, since sketches are fed once per event and cell.
+ */
+let HASH_HI = 0;
+let HASH_LO = 0;
 
-/** The 64-bit hash of a value as two unsigned 32-bit halves. */
-function hash64(value: string): [hi: number, lo: number] {
-  if (HEX16.test(value)) {
-    return [Number.parseInt(value.slice(0, 8), 16) >>> 0, Number.parseInt(value.slice(8, 16), 16) >>> 0];
+/** True when the first 16 code units are hex digits (what HEX16 tested; no regex on the hot path). */
+function startsWithHex16(value: string): boolean {
+  if (value.length < 16) return false;
+  for (let i = 0; i < 16; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
+  }
+  return true;
+}
+
+function hash64(value: string): void {
+  if (startsWithHex16(value)) {
+    HASH_HI = Number.parseInt(value.slice(0, 8), 16) >>> 0;
+    HASH_LO = Number.parseInt(value.slice(8, 16), 16) >>> 0;
+    return;
   }
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
@@ -115,7 +131,8 @@ function hash64(value: string): [hi: number, lo: number] {
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return [h2 >>> 0, h1 >>> 0];
+  HASH_HI = h2 >>> 0;
+  HASH_LO = h1 >>> 0;
 }
 
 /** A sparse pair packed as index' * 64 + rho' (< 2^31): sorting the numbers sorts by index'. */
@@ -181,12 +198,105 @@ function tau(x: number): number {
   }
 }
 
-function writeVarint(out: number[], value: number): void {
+/** Bytes of `value` as an unsigned LEB128 varint (value < 2^32). */
+function varintLength(value: number): number {
+  let n = 1;
   while (value >= 0x80) {
-    out.push((value & 0x7f) | 0x80);
+    value >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+function writeVarintAt(out: Uint8Array, pos: number, value: number): number {
+  while (value >= 0x80) {
+    out[pos++] = (value & 0x7f) | 0x80;
     value >>>= 7;
   }
-  out.push(value);
+  out[pos++] = value;
+  return pos;
+}
+
+/** The estimate of linear counting over the 2^25 sparse slots with `pairs` taken. */
+function sparseCount(pairs: number): number {
+  return Math.round(SPARSE_SLOTS * Math.log(SPARSE_SLOTS / (SPARSE_SLOTS - pairs)));
+}
+
+/** Register histogram, reused by every dense count (counts run one at a time). */
+const HISTOGRAM = new Float64Array(66);
+
+/** Ertl's estimate from HISTOGRAM, filled for a sketch of `shape`. */
+function denseCount(shape: Shape): number {
+  const { registers: m, maxRho } = shape;
+  const q = maxRho - 1;
+  let z = m * tau(1 - HISTOGRAM[q + 1]! / m);
+  for (let k = q; k >= 1; k--) z = 0.5 * (z + HISTOGRAM[k]!);
+  z += m * sigma(HISTOGRAM[0]! / m);
+  return Math.round((m * m) / (2 * Math.LN2 * z));
+}
+
+/**
+ * Counts already known for sketch blobs, by the blob's identity: a count stored beside a sketch
+ * at write time (rollup-codec.ts heads) or computed once. A sketch's count is a pure function
+ * of its bytes, so a remembered count is the count, not an approximation of it. Blobs must not
+ * be modified after their count is remembered (stores hand out fresh, read-only views).
+ */
+const KNOWN_COUNTS = new WeakMap<Uint8Array, number>();
+
+/** Header of a blob: [version, format, p], checked. */
+function headerOf(bytes: Uint8Array, expectedPrecision: number | undefined): Shape {
+  if (bytes.length < HEADER_BYTES) throw new HyperLogLogFormatError(`sketch of ${bytes.length} bytes is shorter than its header`);
+  if (bytes[0] !== VERSION) throw new HyperLogLogFormatError(`unknown sketch version ${bytes[0]}`);
+  const p = bytes[2]!;
+  if (p < MIN_PRECISION || p > MAX_PRECISION) throw new HyperLogLogFormatError(`sketch precision ${p} outside [${MIN_PRECISION}, ${MAX_PRECISION}]`);
+  if (expectedPrecision !== undefined && p !== expectedPrecision) throw new HyperLogLogFormatError(`sketch precision ${p}, expected ${expectedPrecision}`);
+  const shape = shapeOf(p);
+  if (bytes[1] === FORMAT_DENSE) {
+    if (bytes.length !== HEADER_BYTES + shape.registers) {
+      throw new HyperLogLogFormatError(`dense sketch of ${bytes.length} bytes, expected ${HEADER_BYTES + shape.registers}`);
+    }
+  } else if (bytes[1] !== FORMAT_SPARSE) {
+    throw new HyperLogLogFormatError(`unknown sketch format ${bytes[1]}`);
+  }
+  return shape;
+}
+
+/**
+ * Reads the pairs of a sparse blob (header already checked), handing each to `visit` in order;
+ * returns how many. Validates as fromBytes always did: bounds, strict order, rho range, no
+ * trailing bytes. `visit` may have been called for a prefix when it throws.
+ */
+function readSparse(bytes: Uint8Array, shape: Shape, visit: (entry: number, i: number) => void, countOnly = false): number {
+  let pos = HEADER_BYTES;
+  const readVarint = (): number => {
+    let value = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (pos >= bytes.length) throw new HyperLogLogFormatError('sparse sketch truncated');
+      const b = bytes[pos++]!;
+      value += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return value;
+    }
+    throw new HyperLogLogFormatError('varint longer than 5 bytes');
+  };
+  const count = readVarint();
+  if (count > shape.sparseMaxEntries) throw new HyperLogLogFormatError(`sparse sketch of ${count} pairs, at most ${shape.sparseMaxEntries}`);
+  // Each pair takes at least one byte: refuse a count the blob cannot hold before allocating for it.
+  if (count > bytes.length - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
+  if (countOnly) return count;
+  let entry = 0;
+  let lastIndex = -1;
+  for (let i = 0; i < count; i++) {
+    entry += readVarint();
+    const index = Math.floor(entry / 64);
+    const rho = entry % 64;
+    if (index >= SPARSE_SLOTS) throw new HyperLogLogFormatError(`sparse index ${index} out of range`);
+    if (index <= lastIndex) throw new HyperLogLogFormatError('sparse pairs not strictly increasing');
+    if (rho < 1 || rho > SPARSE_MAX_RHO) throw new HyperLogLogFormatError(`sparse rho ${rho} out of range`);
+    visit(entry, i);
+    lastIndex = index;
+  }
+  if (pos !== bytes.length) throw new HyperLogLogFormatError(`${bytes.length - pos} trailing bytes after sparse sketch`);
+  return count;
 }
 
 /**
@@ -214,56 +324,55 @@ export class HyperLogLog {
    * blob has another.
    */
   static fromBytes(bytes: Uint8Array, expectedPrecision?: number): HyperLogLog {
-    if (bytes.length < HEADER_BYTES) throw new HyperLogLogFormatError(`sketch of ${bytes.length} bytes is shorter than its header`);
-    if (bytes[0] !== VERSION) throw new HyperLogLogFormatError(`unknown sketch version ${bytes[0]}`);
-    const p = bytes[2]!;
-    if (p < MIN_PRECISION || p > MAX_PRECISION) throw new HyperLogLogFormatError(`sketch precision ${p} outside [${MIN_PRECISION}, ${MAX_PRECISION}]`);
-    if (expectedPrecision !== undefined && p !== expectedPrecision) throw new HyperLogLogFormatError(`sketch precision ${p}, expected ${expectedPrecision}`);
-    const shape = shapeOf(p);
+    const shape = headerOf(bytes, expectedPrecision);
     if (bytes[1] === FORMAT_DENSE) {
-      if (bytes.length !== HEADER_BYTES + shape.registers) {
-        throw new HyperLogLogFormatError(`dense sketch of ${bytes.length} bytes, expected ${HEADER_BYTES + shape.registers}`);
-      }
       // A copy, never a view: a Buffer's slice shares memory, and merging must not write into the caller's blob.
       const registers = new Uint8Array(shape.registers);
       registers.set(bytes.subarray(HEADER_BYTES));
-      for (let i = 0; i < shape.registers; i++) {
-        if (registers[i]! > shape.maxRho) throw new HyperLogLogFormatError(`register ${i} holds ${registers[i]}, above ${shape.maxRho}`);
-      }
+      checkRegisters(registers, shape);
       return new HyperLogLog(shape, null, registers);
     }
-    if (bytes[1] !== FORMAT_SPARSE) throw new HyperLogLogFormatError(`unknown sketch format ${bytes[1]}`);
-
-    let pos = HEADER_BYTES;
-    const readVarint = (): number => {
-      let value = 0;
-      for (let shift = 0; shift < 35; shift += 7) {
-        if (pos >= bytes.length) throw new HyperLogLogFormatError('sparse sketch truncated');
-        const b = bytes[pos++]!;
-        value += (b & 0x7f) * 2 ** shift;
-        if ((b & 0x80) === 0) return value;
-      }
-      throw new HyperLogLogFormatError('varint longer than 5 bytes');
-    };
-    const count = readVarint();
-    if (count > shape.sparseMaxEntries) throw new HyperLogLogFormatError(`sparse sketch of ${count} pairs, at most ${shape.sparseMaxEntries}`);
-    // Each pair takes at least one byte: refuse a count the blob cannot hold before allocating for it.
-    if (count > bytes.length - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
-    const entries: number[] = new Array<number>(count);
-    let entry = 0;
-    let lastIndex = -1;
-    for (let i = 0; i < count; i++) {
-      entry += readVarint();
-      const index = Math.floor(entry / 64);
-      const rho = entry % 64;
-      if (index >= SPARSE_SLOTS) throw new HyperLogLogFormatError(`sparse index ${index} out of range`);
-      if (index <= lastIndex) throw new HyperLogLogFormatError('sparse pairs not strictly increasing');
-      if (rho < 1 || rho > SPARSE_MAX_RHO) throw new HyperLogLogFormatError(`sparse rho ${rho} out of range`);
-      entries[i] = entry;
-      lastIndex = index;
-    }
-    if (pos !== bytes.length) throw new HyperLogLogFormatError(`${bytes.length - pos} trailing bytes after sparse sketch`);
+    const entries: number[] = [];
+    readSparse(bytes, shape, (entry) => {
+      entries.push(entry);
+    });
     return new HyperLogLog(shape, entries, null);
+  }
+
+  /**
+   * The count of a blob, as `fromBytes(bytes).count()` gives it, without building a sketch:
+   * O(1) for a sparse blob (its pair count), one pass over the registers for a dense one, and
+   * nothing at all for a blob whose count is known (`rememberCount`, or counted here before).
+   * Throws HyperLogLogFormatError on a malformed blob (a sparse one is checked only up to its
+   * pair count: its count does not depend on the pairs).
+   */
+  static countOf(bytes: Uint8Array, expectedPrecision?: number): number {
+    const known = KNOWN_COUNTS.get(bytes);
+    if (known !== undefined) return known;
+    const shape = headerOf(bytes, expectedPrecision);
+    let n: number;
+    if (bytes[1] === FORMAT_SPARSE) {
+      n = sparseCount(readSparse(bytes, shape, () => {}, true));
+    } else {
+      HISTOGRAM.fill(0);
+      const maxRho = shape.maxRho;
+      for (let i = HEADER_BYTES; i < bytes.length; i++) {
+        const r = bytes[i]!;
+        if (r > maxRho) throw new HyperLogLogFormatError(`register ${i - HEADER_BYTES} holds ${r}, above ${maxRho}`);
+        HISTOGRAM[r]!++;
+      }
+      n = denseCount(shape);
+      KNOWN_COUNTS.set(bytes, n);
+    }
+    return n;
+  }
+
+  /**
+   * Records the count of a blob computed when it was written (a rollup head stores it), so that
+   * `countOf` need not count it again. Only for blobs whose count it is: nothing checks it.
+   */
+  static rememberCount(bytes: Uint8Array, count: number): void {
+    KNOWN_COUNTS.set(bytes, count);
   }
 
   /** The sketch's precision p (2^p dense registers). */
@@ -272,8 +381,8 @@ export class HyperLogLog {
   }
 
   add(value: string): void {
-    const [hi, lo] = hash64(value);
-    const entry = sparseEntry(hi, lo);
+    hash64(value);
+    const entry = sparseEntry(HASH_HI, HASH_LO);
     if (this.dense) {
       applyToDense(this.dense, this.shape.extraBits, entry);
       return;
@@ -284,7 +393,9 @@ export class HyperLogLog {
       if (entryRho(entry) > entryRho(sparse[at]!)) sparse[at] = entry;
       return;
     }
-    sparse.splice(-at - 1, 0, entry);
+    const insertAt = -at - 1;
+    if (insertAt === sparse.length) sparse.push(entry);
+    else sparse.splice(insertAt, 0, entry);
     if (sparse.length > this.shape.sparseMaxEntries) this.toDense();
   }
 
@@ -300,54 +411,69 @@ export class HyperLogLog {
     const extraBits = this.shape.extraBits;
     if (other.dense) {
       if (!this.dense) this.toDense();
-      const mine = this.dense!;
-      const theirs = other.dense;
-      for (let i = 0; i < mine.length; i++) if (theirs[i]! > mine[i]!) mine[i] = theirs[i]!;
+      maxInto(this.dense!, other.dense, 0);
       return this;
     }
     const theirs = other.sparse!;
     if (this.dense) {
-      for (const e of theirs) applyToDense(this.dense, extraBits, e);
+      for (let i = 0; i < theirs.length; i++) applyToDense(this.dense, extraBits, theirs[i]!);
       return this;
     }
-    const mine = this.sparse!;
-    const merged: number[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < mine.length || j < theirs.length) {
-      const a = mine[i];
-      const b = theirs[j];
-      if (b === undefined || (a !== undefined && entryIndex(a) < entryIndex(b))) {
-        merged.push(a!);
-        i++;
-      } else if (a === undefined || entryIndex(b) < entryIndex(a)) {
-        merged.push(b);
-        j++;
-      } else {
-        merged.push(Math.max(a, b));
-        i++;
-        j++;
+    this.mergeSparse(theirs, theirs.length);
+    return this;
+  }
+
+  /**
+   * `merge(HyperLogLog.fromBytes(bytes, this.precision))` without building the other sketch:
+   * dense registers are maxed straight from the blob, sparse pairs applied as they are read.
+   * Throws HyperLogLogFormatError when the blob is malformed or of another precision; on a
+   * precision or header error nothing is changed, on a malformed body the sketch may hold part
+   * of the blob: discard it then.
+   */
+  mergeBytes(bytes: Uint8Array): this {
+    const shape = headerOf(bytes, this.shape.p);
+    if (bytes[1] === FORMAT_DENSE) {
+      if (!this.dense) this.toDense();
+      const mine = this.dense!;
+      const maxRho = shape.maxRho;
+      let bad = 0;
+      for (let i = 0; i < mine.length; i++) {
+        const r = bytes[HEADER_BYTES + i]!;
+        bad |= r > maxRho ? 1 : 0;
+        if (r > mine[i]!) mine[i] = r;
       }
+      if (bad !== 0) checkRegisters(bytes.subarray(HEADER_BYTES), shape);
+      return this;
     }
-    this.sparse = merged;
-    if (merged.length > this.shape.sparseMaxEntries) this.toDense();
+    if (this.dense) {
+      const dense = this.dense;
+      const extraBits = shape.extraBits;
+      readSparse(bytes, shape, (entry) => applyToDense(dense, extraBits, entry));
+      return this;
+    }
+    const scratch = sparseScratch(shape.sparseMaxEntries);
+    const n = readSparse(bytes, shape, (entry, i) => {
+      scratch[i] = entry;
+    });
+    this.mergeSparse(scratch, n);
     return this;
   }
 
   /** Estimated number of distinct values added, rounded. */
   count(): number {
-    if (this.sparse) {
-      const empty = SPARSE_SLOTS - this.sparse.length;
-      return Math.round(SPARSE_SLOTS * Math.log(SPARSE_SLOTS / empty));
-    }
-    const { registers: m, maxRho } = this.shape;
-    const histogram = new Array<number>(maxRho + 1).fill(0);
-    for (const r of this.dense!) histogram[r]!++;
-    const q = maxRho - 1;
-    let z = m * tau(1 - histogram[q + 1]! / m);
-    for (let k = q; k >= 1; k--) z = 0.5 * (z + histogram[k]!);
-    z += m * sigma(histogram[0]! / m);
-    return Math.round((m * m) / (2 * Math.LN2 * z));
+    if (this.sparse) return sparseCount(this.sparse.length);
+    HISTOGRAM.fill(0);
+    const dense = this.dense!;
+    for (let i = 0; i < dense.length; i++) HISTOGRAM[dense[i]!]!++;
+    return denseCount(this.shape);
+  }
+
+  /** True when nothing was added: the count is 0 exactly then. */
+  isEmpty(): boolean {
+    if (this.sparse) return this.sparse.length === 0;
+    const dense = this.dense!;
+    for (let i = 0; i < dense.length; i++) if (dense[i] !== 0) return false;
+    return true;
   }
 
   clone(): HyperLogLog {
@@ -358,25 +484,90 @@ export class HyperLogLog {
     const p = this.shape.p;
     if (this.dense) {
       const out = new Uint8Array(HEADER_BYTES + this.dense.length);
-      out.set([VERSION, FORMAT_DENSE, p]);
+      out[0] = VERSION;
+      out[1] = FORMAT_DENSE;
+      out[2] = p;
       out.set(this.dense, HEADER_BYTES);
       return out;
     }
     const sparse = this.sparse!;
-    const out: number[] = [VERSION, FORMAT_SPARSE, p];
-    writeVarint(out, sparse.length);
+    // Sized exactly first, then written in place: no intermediate array of bytes.
+    let length = HEADER_BYTES + varintLength(sparse.length);
     let prev = 0;
-    for (const e of sparse) {
-      writeVarint(out, e - prev);
-      prev = e;
+    for (let i = 0; i < sparse.length; i++) {
+      length += varintLength(sparse[i]! - prev);
+      prev = sparse[i]!;
     }
-    return Uint8Array.from(out);
+    const out = new Uint8Array(length);
+    out[0] = VERSION;
+    out[1] = FORMAT_SPARSE;
+    out[2] = p;
+    let pos = writeVarintAt(out, HEADER_BYTES, sparse.length);
+    prev = 0;
+    for (let i = 0; i < sparse.length; i++) {
+      pos = writeVarintAt(out, pos, sparse[i]! - prev);
+      prev = sparse[i]!;
+    }
+    return out;
+  }
+
+  /** Union of the first `n` sorted pairs of `theirs` into this sparse sketch. */
+  private mergeSparse(theirs: ArrayLike<number>, n: number): void {
+    const mine = this.sparse!;
+    if (n === 0) return;
+    const merged: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < mine.length && j < n) {
+      const a = mine[i]!;
+      const b = theirs[j]!;
+      const ia = a >>> 6;
+      const ib = b >>> 6;
+      if (ia < ib) {
+        merged.push(a);
+        i++;
+      } else if (ib < ia) {
+        merged.push(b);
+        j++;
+      } else {
+        merged.push(a > b ? a : b);
+        i++;
+        j++;
+      }
+    }
+    while (i < mine.length) merged.push(mine[i++]!);
+    while (j < n) merged.push(theirs[j++]!);
+    this.sparse = merged;
+    if (merged.length > this.shape.sparseMaxEntries) this.toDense();
   }
 
   private toDense(): void {
     const registers = new Uint8Array(this.shape.registers);
-    for (const e of this.sparse!) applyToDense(registers, this.shape.extraBits, e);
+    const sparse = this.sparse!;
+    for (let i = 0; i < sparse.length; i++) applyToDense(registers, this.shape.extraBits, sparse[i]!);
     this.dense = registers;
     this.sparse = null;
   }
+}
+
+/** `into[i] = max(into[i], from[offset + i])` over `into`. */
+function maxInto(into: Uint8Array, from: Uint8Array, offset: number): void {
+  for (let i = 0; i < into.length; i++) {
+    const r = from[offset + i]!;
+    if (r > into[i]!) into[i] = r;
+  }
+}
+
+function checkRegisters(registers: Uint8Array, shape: Shape): void {
+  for (let i = 0; i < registers.length; i++) {
+    if (registers[i]! > shape.maxRho) throw new HyperLogLogFormatError(`register ${i} holds ${registers[i]}, above ${shape.maxRho}`);
+  }
+}
+
+/** Scratch for the pairs of one sparse blob being merged (never more than sparseMaxEntries). */
+let SPARSE_SCRATCH = new Float64Array(0);
+
+function sparseScratch(size: number): Float64Array {
+  if (SPARSE_SCRATCH.length < size) SPARSE_SCRATCH = new Float64Array(size);
+  return SPARSE_SCRATCH;
 }

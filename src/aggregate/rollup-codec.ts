@@ -33,8 +33,32 @@
  * sketch once, not twice. Duplicate dimension names, cell keys or revenue keys are malformed.
  * Dimension names outside DIMENSIONS are kept (a newer writer may know more dimensions).
  * Strings are UTF-8: a lone surrogate (never in a validated string) becomes U+FFFD.
+ *
+ * ## Parts (encodeRollupParts / decodeRollupParts)
+ *
+ * Stores that let a read fetch only what a query needs keep a row as separate parts: a head
+ * (what every query reads) and one part per dimension (what a breakdown of that dimension
+ * reads). Each part has its own version byte:
+ *
+ *   head, version 1:
+ *     u8       version = 1
+ *     5 × zz   totals
+ *     uv       bots
+ *     uv       visitors count: HyperLogLog.countOf(visitors) at write time
+ *     bytes    visitors sketch (PRECISION)
+ *     revenue  as in the whole row (uv event count, ...)
+ *     uv       dimension count, then per dimension: str name (the row's dimensions, in order)
+ *   dimension part, version 1:
+ *     u8       version = 1
+ *     uv       cell count, then the cells as in the whole row
+ *
+ * The head names the row's dimensions: a part whose name the head does not list is not part of
+ * the row (a leftover of an earlier write of a row that had it) and is ignored, so a store
+ * need not delete parts when a row loses a dimension. The stored visitors count is exact, not
+ * an estimate of the estimate: a sketch's count is a pure function of its bytes, so a point
+ * served by one row needs no counting (decoding remembers it: HyperLogLog.rememberCount).
  */
-import { PRECISION } from './hyperloglog.js';
+import { HyperLogLog, PRECISION } from './hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, type Counts, type DimCell, type Rollup, type Tier } from './rollup.js';
 import { checkBucket } from './rollup-merge.js';
 
@@ -49,8 +73,12 @@ const FLAG_VISITORS = 1;
 const SKETCH_VERSION = 1;
 
 class Writer {
-  private buf = Buffer.allocUnsafe(256);
+  private buf: Buffer;
   private pos = 0;
+
+  constructor(initialBytes = 256) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -137,16 +165,25 @@ export function encodeRollup(row: Rollup): Buffer {
   w.uv(dims.length, 'dimension count');
   for (const [name, cells] of dims) {
     w.str(name);
-    const entries = Object.entries(cells);
-    w.uv(entries.length, 'cell count');
-    for (const [key, cell] of entries) {
-      w.str(key);
-      w.u8(cell.visitors ? FLAG_VISITORS : 0);
-      writeCounts(w, cell, `${where} ${name}`);
-      if (cell.visitors) w.bytes(checkSketch(cell.visitors, DIMENSION_SKETCH_PRECISION, `${where} ${name} ${JSON.stringify(key)} visitors`));
-    }
+    writeCells(w, name, cells, where);
   }
-  const events = Object.entries(row.revenue);
+  writeRevenue(w, row.revenue, where);
+  return w.finish();
+}
+
+function writeCells(w: Writer, name: string, cells: Readonly<Record<string, DimCell>>, where: string): void {
+  const entries = Object.entries(cells);
+  w.uv(entries.length, 'cell count');
+  for (const [key, cell] of entries) {
+    w.str(key);
+    w.u8(cell.visitors ? FLAG_VISITORS : 0);
+    writeCounts(w, cell, `${where} ${name}`);
+    if (cell.visitors) w.bytes(checkSketch(cell.visitors, DIMENSION_SKETCH_PRECISION, `${where} ${name} ${JSON.stringify(key)} visitors`));
+  }
+}
+
+function writeRevenue(w: Writer, revenue: Rollup['revenue'], where: string): void {
+  const events = Object.entries(revenue);
   w.uv(events.length, 'revenue event count');
   for (const [event, byCurrency] of events) {
     w.str(event);
@@ -157,7 +194,52 @@ export function encodeRollup(row: Rollup): Buffer {
       w.f64(amount, `${where} revenue ${event} ${currency}`);
     }
   }
-  return w.finish();
+}
+
+/** The part name of a row's head; never a dimension name (encodeRollupParts refuses one). */
+export const HEAD_PART = 'head';
+export const ROLLUP_HEAD_VERSION = 1;
+export const ROLLUP_DIMENSION_PART_VERSION = 1;
+
+/** A row as its parts: the head, and one blob per dimension in the row's order. */
+export interface EncodedRollupParts {
+  readonly head: Buffer;
+  readonly dims: ReadonlyArray<readonly [name: string, blob: Buffer]>;
+}
+
+/**
+ * The parts of a row (see "Parts" above). Throws RangeError where encodeRollup does, and on a
+ * dimension named HEAD_PART. The same row always gives the same bytes. The visitors sketch is
+ * counted here, once per write (O(1) while sparse, one pass over the registers when dense).
+ */
+export function encodeRollupParts(row: Rollup): EncodedRollupParts {
+  const where = `rollup ${row.site} ${row.tier} ${row.bucketMs}`;
+  const dims = Object.entries(row.dims).filter((e): e is [string, Readonly<Record<string, DimCell>>] => e[1] !== undefined);
+  const parts: Array<readonly [string, Buffer]> = [];
+  for (const [name, cells] of dims) {
+    if (name === HEAD_PART) throw new RangeError(`${where}: a dimension cannot be named ${JSON.stringify(HEAD_PART)}`);
+    const w = new Writer(64);
+    w.u8(ROLLUP_DIMENSION_PART_VERSION);
+    writeCells(w, name, cells, where);
+    parts.push([name, w.finish()]);
+  }
+  const w = new Writer(64);
+  w.u8(ROLLUP_HEAD_VERSION);
+  writeCounts(w, row.totals, `${where} totals`);
+  w.uv(row.bots, `${where} bots`);
+  checkSketch(row.visitors, PRECISION, `${where} visitors`);
+  let count: number;
+  try {
+    count = HyperLogLog.countOf(row.visitors, PRECISION);
+  } catch (e) {
+    throw new RangeError(`${where} visitors: ${(e as Error).message}`);
+  }
+  w.uv(count, `${where} visitors count`);
+  w.bytes(row.visitors);
+  writeRevenue(w, row.revenue, where);
+  w.uv(parts.length, 'dimension count');
+  for (const [name] of parts) w.str(name);
+  return { head: w.finish(), dims: parts };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -253,6 +335,118 @@ class Reader {
   }
 }
 
+function readCells(r: Reader, name: string): Record<string, DimCell> {
+  // key length, flags, 5 counts: at least 7 bytes a cell.
+  const cellCount = r.count(`cell count of ${name}`, 7);
+  const cells = new Map<string, DimCell>();
+  for (let c = 0; c < cellCount; c++) {
+    const key = r.str(`cell key of ${name}`);
+    if (cells.has(key)) r.fail(`cell ${JSON.stringify(key)} of ${name} repeated`);
+    const flags = r.u8(`cell flags of ${name}`);
+    if ((flags & ~FLAG_VISITORS) !== 0) r.fail(`unknown cell flags ${flags}`);
+    const cell: DimCell = r.counts(`cell of ${name}`);
+    if (flags & FLAG_VISITORS) cell.visitors = r.sketch(`cell visitors of ${name}`, DIMENSION_SKETCH_PRECISION);
+    cells.set(key, cell);
+  }
+  return Object.fromEntries(cells);
+}
+
+function readRevenue(r: Reader): Record<string, Record<string, number>> {
+  const eventCount = r.count('revenue event count', 2);
+  const revenue = new Map<string, Record<string, number>>();
+  for (let e = 0; e < eventCount; e++) {
+    const event = r.str('revenue event');
+    if (revenue.has(event)) r.fail(`revenue event ${JSON.stringify(event)} repeated`);
+    const currencyCount = r.count(`currency count of ${event}`, 9);
+    const amounts = new Map<string, number>();
+    for (let c = 0; c < currencyCount; c++) {
+      const currency = r.str('currency');
+      if (amounts.has(currency)) r.fail(`currency ${JSON.stringify(currency)} of ${event} repeated`);
+      amounts.set(currency, r.f64(`revenue ${event} ${currency}`));
+    }
+    revenue.set(event, Object.fromEntries(amounts));
+  }
+  return Object.fromEntries(revenue);
+}
+
+/** What a head holds: the row without its dimensions, and the names of its dimensions in order. */
+export interface RollupHead {
+  readonly totals: Counts;
+  readonly bots: number;
+  /** The visitors sketch; its stored count is remembered (HyperLogLog.countOf answers at once). */
+  readonly visitors: Uint8Array;
+  readonly visitorCount: number;
+  readonly revenue: Record<string, Record<string, number>>;
+  readonly dimensions: readonly string[];
+}
+
+/**
+ * A head part (see "Parts"). Sketch bytes are views into `bytes`. Throws RollupFormatError on
+ * anything malformed, as decodeRollup does, and on a dimension listed twice or named HEAD_PART.
+ */
+export function decodeRollupHead(where: string, bytes: Uint8Array): RollupHead {
+  const r = new Reader(bytes, `rollup head of ${where}`);
+  const version = r.u8('version');
+  if (version !== ROLLUP_HEAD_VERSION) r.fail(`unknown head version ${version}`);
+  const totals = r.counts('totals');
+  const bots = r.uv('bots');
+  const visitorCount = r.uv('visitors count');
+  const visitors = r.sketch('visitors', PRECISION);
+  const revenue = readRevenue(r);
+  const dimCount = r.count('dimension count', 1);
+  const dimensions: string[] = [];
+  const seen = new Set<string>();
+  for (let d = 0; d < dimCount; d++) {
+    const name = r.str('dimension name');
+    if (seen.has(name) || name === HEAD_PART) r.fail(`dimension ${JSON.stringify(name)} repeated or reserved`);
+    seen.add(name);
+    dimensions.push(name);
+  }
+  if (r.left !== 0) r.fail(`${r.left} trailing bytes`);
+  HyperLogLog.rememberCount(visitors, visitorCount);
+  return { totals, bots, visitors, visitorCount, revenue, dimensions };
+}
+
+/** The cells of a dimension part. Throws RollupFormatError on anything malformed. */
+export function decodeRollupDimension(where: string, name: string, bytes: Uint8Array): Record<string, DimCell> {
+  const r = new Reader(bytes, `rollup part ${JSON.stringify(name)} of ${where}`);
+  const version = r.u8('version');
+  if (version !== ROLLUP_DIMENSION_PART_VERSION) r.fail(`unknown dimension part version ${version}`);
+  const cells = readCells(r, name);
+  if (r.left !== 0) r.fail(`${r.left} trailing bytes`);
+  return cells;
+}
+
+/**
+ * The row stored as parts: its head, and its dimension parts found by `part(name)`. With
+ * `dims`, only those of the row's dimensions are decoded (the row is then the stored row with
+ * its other dimensions left out); otherwise all. Parts the head does not list are never asked
+ * for. Throws RollupFormatError on a malformed part or when a listed, wanted part is missing
+ * (a store writes a row's parts together), RangeError on a bucketMs that is not a `tier`
+ * bucket start.
+ */
+export function decodeRollupParts(
+  site: string, tier: Tier, bucketMs: number, head: Uint8Array,
+  part: (name: string) => Uint8Array | undefined, dims?: ReadonlySet<string> | null,
+): Rollup {
+  checkBucket(tier, bucketMs);
+  const where = `${site} ${tier} ${bucketMs}`;
+  const h = decodeRollupHead(where, head);
+  const out: Array<[string, Record<string, DimCell>]> = [];
+  for (const name of h.dimensions) {
+    if (dims && !dims.has(name)) continue;
+    const bytes = part(name);
+    if (bytes === undefined) throw new RollupFormatError(`rollup of ${where}: part ${JSON.stringify(name)} is missing`);
+    out.push([name, decodeRollupDimension(where, name, bytes)]);
+  }
+  return {
+    site, tier, bucketMs, totals: h.totals, visitors: h.visitors,
+    dims: Object.fromEntries(out) as Rollup['dims'],
+    revenue: h.revenue,
+    bots: h.bots,
+  };
+}
+
 /**
  * The row a blob holds, with the identity it is stored under. Sketch bytes are views into
  * `bytes` (no copy): do not modify `bytes` afterwards. Throws RollupFormatError on anything
@@ -273,40 +467,14 @@ export function decodeRollup(site: string, tier: Tier, bucketMs: number, bytes: 
   for (let d = 0; d < dimCount; d++) {
     const name = r.str('dimension name');
     if (dims.has(name)) r.fail(`dimension ${JSON.stringify(name)} repeated`);
-    // key length, flags, 5 counts: at least 7 bytes a cell.
-    const cellCount = r.count(`cell count of ${name}`, 7);
-    const cells = new Map<string, DimCell>();
-    for (let c = 0; c < cellCount; c++) {
-      const key = r.str(`cell key of ${name}`);
-      if (cells.has(key)) r.fail(`cell ${JSON.stringify(key)} of ${name} repeated`);
-      const flags = r.u8(`cell flags of ${name}`);
-      if ((flags & ~FLAG_VISITORS) !== 0) r.fail(`unknown cell flags ${flags}`);
-      const cell: DimCell = r.counts(`cell of ${name}`);
-      if (flags & FLAG_VISITORS) cell.visitors = r.sketch(`cell visitors of ${name}`, DIMENSION_SKETCH_PRECISION);
-      cells.set(key, cell);
-    }
-    dims.set(name, Object.fromEntries(cells));
+    dims.set(name, readCells(r, name));
   }
-
-  const eventCount = r.count('revenue event count', 2);
-  const revenue = new Map<string, Record<string, number>>();
-  for (let e = 0; e < eventCount; e++) {
-    const event = r.str('revenue event');
-    if (revenue.has(event)) r.fail(`revenue event ${JSON.stringify(event)} repeated`);
-    const currencyCount = r.count(`currency count of ${event}`, 9);
-    const amounts = new Map<string, number>();
-    for (let c = 0; c < currencyCount; c++) {
-      const currency = r.str('currency');
-      if (amounts.has(currency)) r.fail(`currency ${JSON.stringify(currency)} of ${event} repeated`);
-      amounts.set(currency, r.f64(`revenue ${event} ${currency}`));
-    }
-    revenue.set(event, Object.fromEntries(amounts));
-  }
+  const revenue = readRevenue(r);
   if (r.left !== 0) r.fail(`${r.left} trailing bytes`);
   return {
     site, tier, bucketMs, totals, visitors,
     dims: Object.fromEntries(dims) as Rollup['dims'],
-    revenue: Object.fromEntries(revenue),
+    revenue,
     bots,
   };
 }

@@ -18,7 +18,14 @@ const REVENUE_SCALE = 1_000_000;
 
 export class Agg {
   readonly counts: Counts = zeroCounts();
+  /** The union so far, once two sketches were added (or one live one). */
   private sketch: HyperLogLog | null = null;
+  /**
+   * The one stored sketch added so far, kept as bytes: an output covered by a single row (a
+   * series point served by one hour or day row) is counted from its blob — by the count the
+   * store remembered for it — without parsing or copying the sketch.
+   */
+  private single: Uint8Array | null = null;
   /** Some part added counts without a sketch (a "(other)" cell): the union is unknown. */
   private unknown = false;
   private readonly revenueMicros = new Map<string, number>();
@@ -32,24 +39,35 @@ export class Agg {
     this.counts.durationMs += c.durationMs;
   }
 
-  /** Union a stored sketch in; the first one fixes the precision. */
+  /** Union a stored sketch in; the first one fixes the precision. The bytes must not change afterwards. */
   addSketch(bytes: Uint8Array): void {
     this.memoCount = null;
-    const s = HyperLogLog.fromBytes(bytes);
-    if (this.sketch === null) this.sketch = s;
-    else this.sketch.merge(s);
+    if (this.sketch === null && this.single === null) {
+      this.single = bytes;
+      return;
+    }
+    this.live().mergeBytes(bytes);
   }
 
   addLiveSketch(s: HyperLogLog): void {
     this.memoCount = null;
-    if (this.sketch === null) this.sketch = s.clone();
-    else this.sketch.merge(s);
+    if (this.sketch === null && this.single === null) this.sketch = s.clone();
+    else this.live().merge(s);
   }
 
   addVisitor(visitorId: string, precision: number): void {
     this.memoCount = null;
-    this.sketch ??= HyperLogLog.empty(precision);
-    this.sketch.add(visitorId);
+    if (this.sketch === null && this.single === null) this.sketch = HyperLogLog.empty(precision);
+    this.live().add(visitorId);
+  }
+
+  /** The union as a live sketch, parsing the single stored one first when that is all there is. */
+  private live(): HyperLogLog {
+    if (this.sketch === null) {
+      this.sketch = HyperLogLog.fromBytes(this.single!);
+      this.single = null;
+    }
+    return this.sketch;
   }
 
   markUnknown(): void {
@@ -66,7 +84,8 @@ export class Agg {
 
   merge(other: Agg): void {
     this.addCounts(other.counts);
-    if (other.sketch) this.addLiveSketch(other.sketch);
+    if (other.single) this.addSketch(other.single);
+    else if (other.sketch) this.addLiveSketch(other.sketch);
     if (other.unknown) this.unknown = true;
     for (const [c, micros] of other.revenueMicros) this.revenueMicros.set(c, (this.revenueMicros.get(c) ?? 0) + micros);
   }
@@ -74,7 +93,7 @@ export class Agg {
   /** Distinct visitors; null when unknown. */
   visitors(): number | null {
     if (this.unknown) return null;
-    if (this.memoCount === null) this.memoCount = this.sketch ? this.sketch.count() : 0;
+    if (this.memoCount === null) this.memoCount = this.single ? HyperLogLog.countOf(this.single) : this.sketch ? this.sketch.count() : 0;
     return this.memoCount;
   }
 
@@ -87,7 +106,8 @@ export class Agg {
   isEmpty(): boolean {
     const c = this.counts;
     return c.pageviews === 0 && c.events === 0 && c.visits === 0 && c.bounces === 0 && c.durationMs === 0
-      && (this.sketch === null || this.sketch.count() === 0) && !this.unknown && this.revenueMicros.size === 0;
+      && (this.single === null || HyperLogLog.countOf(this.single) === 0) && (this.sketch === null || this.sketch.isEmpty())
+      && !this.unknown && this.revenueMicros.size === 0;
   }
 }
 

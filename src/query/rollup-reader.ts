@@ -8,10 +8,14 @@
  * glob (their pageviews; see pageviewsOnly for its visitors); an event goal the `event` cell of its name, or with one property the `prop` cell
  * propKey(event, key, value); revenue is the rows' revenue of the goal's event name. Several
  * goals together take each matching cell once.
+ *
+ * Reads name the parts they need (RollupStore `parts`): every row's head (totals, visitors,
+ * revenue), plus the one dimension a breakdown asks for and the dimensions its goals match
+ * cells of. A series or totals query reads heads only.
  */
 import type { Goal } from '../../protocol/schema.js';
-import { OTHER_KEY, propKey, splitPropKey, type DimCell, type Rollup, type Tier } from '../aggregate/rollup.js';
-import type { RollupStore } from '../aggregate/rollup-store.js';
+import { OTHER_KEY, propKey, splitPropKey, type DimCell, type DimensionName, type Rollup, type Tier } from '../aggregate/rollup.js';
+import type { RollupParts, RollupStore } from '../aggregate/rollup-store.js';
 import { newOutput, type Output } from './aggregates.js';
 import { compileGlob, type Matcher } from './glob.js';
 import type { QuerySpec } from './query-spec.js';
@@ -109,7 +113,8 @@ export async function readRollups(store: RollupStore, spec: QuerySpec, spans: re
   const segments = spans.flatMap((s) => coverSpan(s.fromMs, s.toMs, windows));
   const reads = readsOf(segments);
   const tiers = new Set<Tier>(reads.map((r) => r.tier));
-  const batches = await Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs)));
+  const parts = partsOf(spec, goals);
+  const batches = await Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, parts)));
   const matcher = goals ? new GoalMatcher(goals) : null;
   const starts = spans.map((s) => s.fromMs);
   for (const rows of batches) {
@@ -120,6 +125,20 @@ export async function readRollups(store: RollupStore, spec: QuerySpec, spans: re
     }
   }
   return { spans: results, tiers };
+}
+
+/** The dimensions `accumulate` looks at for this query: nothing else is read. */
+export function partsOf(spec: QuerySpec, goals: readonly Goal[] | null): RollupParts {
+  const dims = new Set<DimensionName>();
+  for (const g of goals ?? []) {
+    if (g.page !== undefined) dims.add('page');
+    if (g.event !== undefined) dims.add(Object.keys(g.props ?? {}).length === 0 ? 'event' : 'prop');
+  }
+  const ref = spec.dimension?.ref;
+  if (ref?.kind === 'prop') dims.add('prop');
+  else if (ref?.kind === 'exit') dims.add('exit_page');
+  else if (ref?.kind === 'session' || ref?.kind === 'event') dims.add(ref.name);
+  return { dims: [...dims] };
 }
 
 /** Index of the last span starting at or before `ms`; −1 when none. */

@@ -1,17 +1,27 @@
 /**
- * RollupStore on Cassandra (schema: migrations.ts version 3 — tables rollups_{minute,quarter,
- * hour,day}, aggregate_checkpoints — and rollup_watermarks from version 1).
+ * RollupStore on Cassandra (schema: ROLLUP_PARTS_TABLES_CQL below — tables
+ * rollup_parts_{minute,quarter,hour,day}, applied by migrations.ts — aggregate_checkpoints from
+ * migration 3 and rollup_watermarks from version 1).
  *
- * - One table per tier; rows live in one partition per (site, period), clustered by bucket_ms.
- *   A period is a fixed number of buckets (PERIOD_MS: an hour of minutes, a day of quarters,
- *   four days of hours, 96 days of days), so a partition holds at most 60–96 rows whatever the
- *   site's size: rows carry per-dimension sketches and grow with traffic, row counts must not.
- *   A range read queries one partition per period, `readConcurrency` at a time, and
- *   concatenates them in period order, so rows come back ordered by bucket.
- * - A row is one blob (rollup-codec.ts). `upsert` is a whole-row INSERT, prepared and
- *   idempotent: the blob is the only regular column, so a rewrite replaces the row whole and
- *   the later write wins. Writes run through `executeConcurrent`, at most `writeConcurrency`
- *   in flight; several writes of one row in one call are reduced to the last.
+ * - One table per tier; rows live in one partition per (site, period). A period is a fixed
+ *   number of buckets (PERIOD_MS: an hour of minutes, a day of quarters, four days of hours,
+ *   96 days of days), so a partition holds at most 60–96 buckets whatever the site's size:
+ *   rows carry per-dimension sketches and grow with traffic, bucket counts must not.
+ * - A row is stored as parts (rollup-codec.ts encodeRollupParts): a head (totals, visitors
+ *   sketch and its count, revenue, bots, the names of the row's dimensions) and one blob per
+ *   dimension, clustered by (part, bucket_ms). The parts of one kind are contiguous on disk,
+ *   so a read of [from, to) names the parts it needs (`part IN (...)`, always the head) and
+ *   costs what those parts weigh: a series reads heads only, a page breakdown heads and pages,
+ *   never the 20-odd other dimensions. A range read queries one partition per period,
+ *   `readConcurrency` at a time, and concatenates them in period order, so rows come back
+ *   ordered by bucket.
+ * - `upsert` writes each row as one unlogged single-partition batch of its parts, prepared and
+ *   idempotent: a single-partition batch is applied atomically and in isolation, so a reader
+ *   sees every part of one write of a row, never a mix of two writes; a rewrite replaces the
+ *   head and every part the row has, and the later write wins. A part the new row no longer
+ *   has stays on disk until its TTL (no tombstones), but the head lists the row's dimensions
+ *   and a reader ignores every part it does not list. Rows are written `writeConcurrency` at a
+ *   time; several writes of one row in one call are reduced to the last.
  * - TTL per tier, computed from the bucket start: ttl = retention − (now − bucketMs). A replay
  *   or a restatement never extends retention, and rows already past retention are not written.
  *   Reads skip the periods that can only hold expired rows.
@@ -34,10 +44,10 @@
  */
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import { decodeRollup, encodeRollup } from '../../aggregate/rollup-codec.js';
+import { decodeRollupHead, decodeRollupParts, encodeRollupParts, HEAD_PART } from '../../aggregate/rollup-codec.js';
 import { checkBucket } from '../../aggregate/rollup-merge.js';
-import { TIERS, type Rollup, type Tier } from '../../aggregate/rollup.js';
-import type { RollupStore } from '../../aggregate/rollup-store.js';
+import { DIMENSIONS, TIERS, type Rollup, type Tier } from '../../aggregate/rollup.js';
+import type { RollupParts, RollupStore } from '../../aggregate/rollup-store.js';
 import { DEFAULT_TIER_RETENTION, resolveRetention, type TierRetention } from '../../aggregate/tier-roller.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
@@ -53,9 +63,9 @@ export interface CassandraRollupStoreOptions extends CassandraConnectOptions {
   readonly retentionMs?: Partial<TierRetention> | null;
   /** Statements in flight per upsert or checkpoint save. Default 32. */
   readonly writeConcurrency?: number;
-  /** Partitions read in parallel per read call. Default 4. */
+  /** Partitions read in parallel per read call. Default 8. */
   readonly readConcurrency?: number;
-  /** Rows per page when reading a partition. Default 100. */
+  /** Stored parts (a head, or one dimension of one bucket) per page when reading a partition. Default 500. */
   readonly fetchSize?: number;
   /** Whose watermarks and checkpoints these are (the aggregator group, which carries the logic version). Default 'default'. */
   readonly watermarkScope?: string;
@@ -85,7 +95,33 @@ const MAX_READ_PARTITIONS = 10_000;
 /** A checkpoint larger than this is refused on save and not trusted on load. */
 const MAX_CHECKPOINT_BYTES = 1 << 30;
 
-const TABLES = [...TIERS.map((t) => `rollups_${t}`), 'rollup_watermarks', 'aggregate_checkpoints'] as const;
+const TABLES = [...TIERS.map((t) => `rollup_parts_${t}`), 'rollup_watermarks', 'aggregate_checkpoints'] as const;
+
+const DAY_S = 86_400;
+
+/**
+ * The tables this store reads and writes rows in (a schema migration; `{keyspace}` stands for
+ * the keyspace). They replace migration 3's rollups_{tier}, whose one-blob rows made every read
+ * fetch and decode whole rows; those tables are no longer read (a reprocess of the raw archive
+ * rebuilds their rows here) and expire by their TTLs.
+ * Per tier: partitions (site, period) as before; clustered by part (HEAD_PART, or a dimension
+ * name) then bucket, so `part IN (...) AND bucket_ms >= ? AND bucket_ms < ?` reads contiguous
+ * slices. Time-window compaction as migration 3 chose it (20–40 windows over each tier's
+ * default retention); gc_grace_seconds a day: rows are never deleted, they expire.
+ */
+export const ROLLUP_PARTS_TABLES_CQL: readonly string[] = ([['minute', 1], ['quarter', 14], ['hour', 30], ['day', 180]] as const).map(([tier, windowDays]) => `CREATE TABLE IF NOT EXISTS {keyspace}.rollup_parts_${tier} (
+        site text,
+        period int,
+        part text,
+        bucket_ms bigint,
+        data blob,
+        PRIMARY KEY ((site, period), part, bucket_ms)
+      ) WITH CLUSTERING ORDER BY (part ASC, bucket_ms ASC)
+        AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': ${windowDays}}
+        AND gc_grace_seconds = ${DAY_S}`);
+
+/** Every part a whole-row read asks for: the head and each known dimension. */
+const ALL_PARTS: readonly string[] = [HEAD_PART, ...DIMENSIONS];
 
 export class CassandraRollupStore implements RollupStore {
   private readonly insertRow: Readonly<Record<Tier, string>>;
@@ -125,8 +161,8 @@ export class CassandraRollupStore implements RollupStore {
   private constructor(private readonly client: cassandra.Client, options: CassandraRollupStoreOptions, retention: TierRetention) {
     const ks = options.keyspace;
     const perTier = (f: (tier: Tier) => string) => Object.fromEntries(TIERS.map((t) => [t, f(t)])) as Record<Tier, string>;
-    this.insertRow = perTier((t) => `INSERT INTO ${ks}.rollups_${t} (site, period, bucket_ms, data) VALUES (?, ?, ?, ?) USING TTL ?`);
-    this.selectPeriod = perTier((t) => `SELECT bucket_ms, data FROM ${ks}.rollups_${t} WHERE site = ? AND period = ? AND bucket_ms >= ? AND bucket_ms < ?`);
+    this.insertRow = perTier((t) => `INSERT INTO ${ks}.rollup_parts_${t} (site, period, part, bucket_ms, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`);
+    this.selectPeriod = perTier((t) => `SELECT part, bucket_ms, data FROM ${ks}.rollup_parts_${t} WHERE site = ? AND period = ? AND part IN ? AND bucket_ms >= ? AND bucket_ms < ?`);
     this.insertWatermark = `INSERT INTO ${ks}.rollup_watermarks (scope, partition, watermark_ms) VALUES (?, ?, ?) USING TIMESTAMP ?`;
     this.selectWatermarks = `SELECT watermark_ms FROM ${ks}.rollup_watermarks WHERE scope = ?`;
     this.insertChunk = `INSERT INTO ${ks}.aggregate_checkpoints (scope, partition, id, save_id, chunk, data) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`;
@@ -135,8 +171,8 @@ export class CassandraRollupStore implements RollupStore {
     this.selectChunks = `SELECT chunk, data FROM ${ks}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ? AND save_id = ?`;
     this.retention = retention;
     this.writeConcurrency = positive('writeConcurrency', options.writeConcurrency ?? 32);
-    this.readConcurrency = positive('readConcurrency', options.readConcurrency ?? 4);
-    this.fetchSize = positive('fetchSize', options.fetchSize ?? 100);
+    this.readConcurrency = positive('readConcurrency', options.readConcurrency ?? 8);
+    this.fetchSize = positive('fetchSize', options.fetchSize ?? 500);
     this.scope = options.watermarkScope ?? 'default';
     const checkpointTtlMs = options.checkpointTtlMs ?? 7 * DAY_MS;
     checkRetention('checkpointTtlMs', checkpointTtlMs);
@@ -155,7 +191,7 @@ export class CassandraRollupStore implements RollupStore {
       latest.set(`${row.tier}\u0000${row.site}\u0000${row.bucketMs}`, row);
     }
     const now = this.now();
-    const statements: Array<{ query: string; params: unknown[] }> = [];
+    const batches: Array<Array<{ query: string; params: unknown[] }>> = [];
     let expired = 0;
     for (const row of latest.values()) {
       const ttl = ttlFor(row.bucketMs, this.retention[row.tier], now);
@@ -163,21 +199,23 @@ export class CassandraRollupStore implements RollupStore {
         expired++;
         continue;
       }
-      statements.push({
-        query: this.insertRow[row.tier],
-        params: [row.site, periodOf(row.tier, row.bucketMs), row.bucketMs, encodeRollup(row), ttl],
-      });
+      const parts = encodeRollupParts(row);
+      const query = this.insertRow[row.tier];
+      const period = periodOf(row.tier, row.bucketMs);
+      const batch = [{ query, params: [row.site, period, HEAD_PART, row.bucketMs, parts.head, ttl] }];
+      for (const [name, blob] of parts.dims) batch.push({ query, params: [row.site, period, name, row.bucketMs, blob, ttl] });
+      batches.push(batch);
     }
     if (expired > 0) this.logger.debug({ expired }, 'rollup rows past retention not written');
-    if (statements.length === 0) return;
-    await cassandra.concurrent.executeConcurrent(this.client, statements, {
-      concurrencyLevel: this.writeConcurrency,
-      raiseOnFirstError: true,
-      collectResults: false,
+    if (batches.length === 0) return;
+    // One unlogged batch per row: its parts share the partition, so the batch is one atomic,
+    // isolated mutation (no batch log, no size limit meant for multi-partition batches).
+    await mapBounded(batches, this.writeConcurrency, async (batch) => {
+      await this.client.batch(batch, { prepare: true, logged: false });
     });
   }
 
-  async read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]> {
+  async read(site: string, tier: Tier, fromMs: number, toMs: number, parts?: RollupParts): Promise<Rollup[]> {
     if (!TIERS.includes(tier)) throw new RangeError(`unknown tier ${JSON.stringify(tier)}`);
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
     // Rows before now - retention have expired: no need to visit their partitions.
@@ -189,17 +227,50 @@ export class CassandraRollupStore implements RollupStore {
     const last = periodOf(tier, to - 1);
     if (last - first + 1 > MAX_READ_PARTITIONS) throw new RangeError(`read of ${last - first + 1} ${tier} partitions exceeds ${MAX_READ_PARTITIONS}`);
     const periods = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    const wanted = parts ? new Set<string>(parts.dims) : null;
+    const names = parts ? [HEAD_PART, ...new Set(parts.dims)] : ALL_PARTS;
     const perPeriod = await mapBounded(periods, this.readConcurrency, async (period) => {
-      const out: Rollup[] = [];
-      for await (const page of pagedRows(this.client, this.selectPeriod[tier], [site, period, from, to], this.fetchSize)) {
-        for (const r of page) {
-          const bucketMs = toNumber(r.get('bucket_ms'));
-          out.push(decodeRollup(site, tier, bucketMs, r.get('data') as Buffer));
+      const buckets = new Map<number, StoredParts>();
+      await this.readParts(tier, site, period, from, to, names, buckets);
+      if (!wanted) {
+        // A whole-row read asked for the dimensions this code knows; a newer writer may have
+        // stored others, which the heads list: fetch those too, so the row comes back whole.
+        const more = new Set<string>();
+        for (const [bucketMs, b] of buckets) {
+          if (!b.head) continue;
+          for (const name of decodeRollupHead(`${site} ${tier} ${bucketMs}`, b.head).dimensions) if (!b.dims.has(name) && !names.includes(name)) more.add(name);
         }
+        if (more.size > 0) await this.readParts(tier, site, period, from, to, [...more], buckets);
+      }
+      const out: Rollup[] = [];
+      for (const bucketMs of [...buckets.keys()].sort((a, b) => a - b)) {
+        const b = buckets.get(bucketMs)!;
+        // Parts without a head are leftovers of a row whose head expired first: no row.
+        if (!b.head) continue;
+        out.push(decodeRollupParts(site, tier, bucketMs, b.head, (name) => b.dims.get(name), wanted));
       }
       return out;
     });
     return perPeriod.flat();
+  }
+
+  /** Adds the parts `names` of one partition's buckets in [from, to) to `into`. */
+  private async readParts(tier: Tier, site: string, period: number, from: number, to: number, names: readonly string[], into: Map<number, StoredParts>): Promise<void> {
+    for await (const page of pagedRows(this.client, this.selectPeriod[tier], [site, period, names, from, to], this.fetchSize)) {
+      for (const r of page) {
+        const bucketMs = toNumber(r.get('bucket_ms'));
+        let b = into.get(bucketMs);
+        if (!b) {
+          b = { head: null, dims: new Map() };
+          into.set(bucketMs, b);
+        }
+        const part = r.get('part') as string;
+        const data = r.get('data') as Buffer | null;
+        if (data === null) continue;
+        if (part === HEAD_PART) b.head = data;
+        else b.dims.set(part, data);
+      }
+    }
   }
 
   async setWatermark(partition: number, watermarkMs: number): Promise<void> {
@@ -291,6 +362,12 @@ export class CassandraRollupStore implements RollupStore {
     this.closing ??= this.client.shutdown();
     return this.closing;
   }
+}
+
+/** The parts of one bucket as read. */
+interface StoredParts {
+  head: Buffer | null;
+  readonly dims: Map<string, Buffer>;
 }
 
 function positive(name: string, n: number): number {

@@ -2,10 +2,11 @@
  * In-memory RollupStore for the embedded default and tests, with the Cassandra store's
  * semantics (test/contract/rollup-store.contract.ts):
  *
- * - rows are kept as their encoded blobs (rollup-codec.ts), exactly as Cassandra keeps them:
- *   an upsert replaces the row whole, a caller mutating its row afterwards changes nothing
- *   stored, every read returns fresh rows, and a row that Cassandra could not store (bad
- *   counts, bad sketches) fails here too;
+ * - rows are kept as their encoded parts (rollup-codec.ts encodeRollupParts: a head and one
+ *   blob per dimension), exactly as Cassandra keeps them: an upsert replaces the row whole, a
+ *   caller mutating its row afterwards changes nothing stored, every read returns fresh rows,
+ *   a read with `parts` decodes only the head and the dimensions named, and a row that
+ *   Cassandra could not store (bad counts, bad sketches) fails here too;
  * - retention per tier, counted from the bucket start against the injectable clock `now`:
  *   rows already past retention are not written, expired rows are never returned, and a sweep
  *   (at most once a minute, on upsert) frees them. Default: no retention (`new
@@ -15,10 +16,10 @@
  *   bound Cassandra does not need — only the newest `maxCheckpointsPerPartition` (16) of a
  *   partition are kept: the aggregator only ever loads its latest committed one.
  */
-import { decodeRollup, encodeRollup } from '../../aggregate/rollup-codec.js';
+import { decodeRollupParts, encodeRollupParts } from '../../aggregate/rollup-codec.js';
 import { checkBucket } from '../../aggregate/rollup-merge.js';
 import { TIERS, type Rollup, type Tier } from '../../aggregate/rollup.js';
-import type { RollupStore } from '../../aggregate/rollup-store.js';
+import type { RollupParts, RollupStore } from '../../aggregate/rollup-store.js';
 import { resolveRetention, type TierRetention } from '../../aggregate/tier-roller.js';
 
 export interface MemoryRollupStoreOptions {
@@ -35,14 +36,20 @@ export interface MemoryRollupStoreOptions {
 const NO_RETENTION: TierRetention = { minute: null, quarter: null, hour: null, day: null };
 const SWEEP_INTERVAL_MS = 60_000;
 
+/** A row as stored: its head and its dimension parts, each a copy of its own. */
+interface StoredRow {
+  readonly head: Uint8Array;
+  readonly dims: ReadonlyMap<string, Uint8Array>;
+}
+
 interface StoredCheckpoint {
   readonly data: Uint8Array;
   readonly expiresAtMs: number;
 }
 
 export class MemoryRollupStore implements RollupStore {
-  /** site → tier → bucketMs → blob. */
-  private readonly sites = new Map<string, Map<Tier, Map<number, Uint8Array>>>();
+  /** site → tier → bucketMs → parts. */
+  private readonly sites = new Map<string, Map<Tier, Map<number, StoredRow>>>();
   private readonly watermarks = new Map<number, number>();
   /** partition → id → checkpoint, in save order (re-saving an id moves it last). */
   private readonly checkpoints = new Map<number, Map<string, StoredCheckpoint>>();
@@ -63,14 +70,16 @@ export class MemoryRollupStore implements RollupStore {
   async upsert(rows: readonly Rollup[]): Promise<void> {
     const now = this.now();
     // Encode every row before storing any, so a bad row fails the call without a partial write.
-    const encoded: Array<[Rollup, Uint8Array]> = [];
+    const encoded: Array<[Rollup, StoredRow]> = [];
     for (const row of rows) {
       checkRow(row);
       // As Cassandra: a row with less than a second left is not written.
       if (!this.alive(row.tier, row.bucketMs, now + 1000)) continue;
-      encoded.push([row, encodeRollup(row)]);
+      const parts = encodeRollupParts(row);
+      // Copies: the encoder's blobs are views into larger scratch buffers.
+      encoded.push([row, { head: Uint8Array.from(parts.head), dims: new Map(parts.dims.map(([name, blob]) => [name, Uint8Array.from(blob)])) }]);
     }
-    for (const [row, blob] of encoded) {
+    for (const [row, stored] of encoded) {
       let tiers = this.sites.get(row.site);
       if (!tiers) {
         tiers = new Map();
@@ -81,21 +90,23 @@ export class MemoryRollupStore implements RollupStore {
         buckets = new Map();
         tiers.set(row.tier, buckets);
       }
-      // A copy: encodeRollup returns a view into a larger scratch buffer.
-      buckets.set(row.bucketMs, Uint8Array.from(blob));
+      buckets.set(row.bucketMs, stored);
     }
     if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) this.sweep(now);
   }
 
-  async read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]> {
+  async read(site: string, tier: Tier, fromMs: number, toMs: number, parts?: RollupParts): Promise<Rollup[]> {
     if (!TIERS.includes(tier)) throw new RangeError(`unknown tier ${JSON.stringify(tier)}`);
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
     const buckets = this.sites.get(site)?.get(tier);
     if (!buckets) return [];
     const now = this.now();
+    const wanted = parts ? new Set<string>(parts.dims) : null;
     const out: Rollup[] = [];
-    for (const [bucketMs, blob] of buckets) {
-      if (bucketMs >= fromMs && bucketMs < toMs && this.alive(tier, bucketMs, now)) out.push(decodeRollup(site, tier, bucketMs, blob));
+    for (const [bucketMs, stored] of buckets) {
+      if (bucketMs >= fromMs && bucketMs < toMs && this.alive(tier, bucketMs, now)) {
+        out.push(decodeRollupParts(site, tier, bucketMs, stored.head, (name) => stored.dims.get(name), wanted));
+      }
     }
     return out.sort((a, b) => a.bucketMs - b.bucketMs);
   }
