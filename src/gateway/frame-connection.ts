@@ -5,11 +5,18 @@
  * and its timeout, decoding (a malformed frame closes this connection with an ERROR frame, never
  * the process), write backpressure and read pausing.
  *
+ * It is also where the protocol's frame rules are enforced, because rsocket-core 1.0.0-alpha.3
+ * (which must not be patched) leaves them as TODOs: which frame types may appear where
+ * (`protocolViolation`), RESUME and METADATA_PUSH (neither offered), and the catalog body on
+ * the ERROR frames the library writes itself for stream-level refusals (`catalogued`).
+ *
  * Invariants: frames reach the library in arrival order; none reach it before its acceptor has
- * installed its handlers; after `close` nothing more is sent or delivered.
+ * installed its handlers; after `close` nothing more is sent or delivered; every ERROR frame
+ * sent carries a catalog body `{code, message, retryable}` (the library's own ones included).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
+  ErrorCodes,
   Flags,
   FrameTypes,
   deserializeFrame,
@@ -17,15 +24,15 @@ import {
   type ConnectionFrameHandler,
   type Demultiplexer,
   type DuplexConnection,
+  type ErrorFrame,
   type Frame,
   type FrameHandler,
   type Multiplexer,
   type Outbound,
-  type ResumeFrame,
   type ServerTransport,
   type SetupFrame,
 } from 'rsocket-core';
-import type { ErrorCode } from '../../protocol/errors.js';
+import { errorBody, rsocketCodeOf, type ErrorCode } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { errorFrame, rsocketError } from './rsocket-errors.js';
 import type { CdnGeoHeaders } from './upgrade-headers.js';
@@ -159,6 +166,8 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
   private mux: MultiplexerDemultiplexer | undefined;
   private connectionHandler: ConnectionFrameHandler | undefined;
   private isClosed = false;
+  /** The transport reported the socket fully closed. */
+  private socketIsClosed = false;
   private closeReason: Error | undefined;
   private closeCallbacks: Array<(error?: Error) => void> = [];
   private drainCallbacks: Array<() => void> = [];
@@ -253,6 +262,11 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
 
   send(frame: Frame): void {
     if (this.isClosed) return;
+    if (frame.type === FrameTypes.ERROR && frame.streamId !== 0) {
+      // An ERROR ends its stream: whatever fragments it held are gone in the library too.
+      this.releaseFragments(frame.streamId);
+      frame = this.catalogued(frame);
+    }
     let bytes: Buffer;
     try {
       bytes = this.socket.encode(frame);
@@ -291,9 +305,20 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
     this.inbound = [];
     this.inboundHead = 0;
     this.drainCallbacks = [];
-    this.socket.end();
-    this.lingerTimer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
-    this.lingerTimer.unref();
+    // A socket already gone (the peer closed first) has nothing to flush: a linger timer would
+    // only keep this connection, its context included, alive for CLOSE_LINGER_MS.
+    if (!this.socketIsClosed) {
+      // Read again (and discard: receive() ignores a closed connection) so the peer's side of
+      // the close gets through — a WebSocket's closing handshake needs the peer's close frame —
+      // instead of a paused socket waiting out the linger.
+      if (this.socketPaused) {
+        this.socketPaused = false;
+        this.socket.resume();
+      }
+      this.socket.end();
+      this.lingerTimer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
+      this.lingerTimer.unref();
+    }
     const callbacks = this.closeCallbacks;
     this.closeCallbacks = [];
     // Library callbacks (streams, responder.close) run here; one throwing must not skip the
@@ -328,6 +353,7 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
 
   /** The socket is fully closed: nothing left to linger for. */
   socketClosed(): void {
+    this.socketIsClosed = true;
     clearTimeout(this.lingerTimer);
     this.close();
   }
@@ -383,10 +409,29 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
   }
 
   private acceptFirst(bytes: Buffer): void {
+    // Before decoding: rsocket-core's decoder throws on every METADATA_PUSH (see dispatch).
+    if (typeOf(bytes) === FrameTypes.METADATA_PUSH) {
+      this.fail('SETUP_INVALID', `the first frame must be SETUP on stream 0, got METADATA_PUSH on stream ${bytes.readUInt32BE(0)}`);
+      return;
+    }
     const frame = this.decode(bytes);
     if (frame === undefined) return;
-    if ((frame.type !== FrameTypes.SETUP && frame.type !== FrameTypes.RESUME) || frame.streamId !== 0) {
-      this.fail('SETUP_INVALID', `the first frame must be SETUP on stream 0, got frame type ${frame.type} on stream ${frame.streamId}`);
+    // The header's stream id, not the decoded one: the codec reports 0 for SETUP and RESUME
+    // whatever the header says.
+    const streamId = bytes.readUInt32BE(0);
+    if (frame.type === FrameTypes.RESUME) {
+      // Refused here with the catalog's code: the library would answer 0x004 REJECTED_RESUME
+      // "Resume is not enabled", without a catalog body.
+      this.fail('SETUP_INVALID', 'resume is not offered: open a new connection with SETUP');
+      return;
+    }
+    if (frame.type !== FrameTypes.SETUP || streamId !== 0) {
+      this.fail('SETUP_INVALID', `the first frame must be SETUP on stream 0, got ${frameTypeName(frame.type)} on stream ${streamId}`);
+      return;
+    }
+    // Minor versions are compatible by the spec; another major version is another protocol.
+    if (frame.majorVersion !== RSOCKET_MAJOR_VERSION) {
+      this.fail('SETUP_INVALID', `RSocket protocol version ${frame.majorVersion}.${frame.minorVersion} is not supported; this server speaks ${RSOCKET_MAJOR_VERSION}.x`);
       return;
     }
     this.state = 'accepting';
@@ -397,7 +442,7 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
     });
   }
 
-  private async establish(frame: SetupFrame | ResumeFrame): Promise<void> {
+  private async establish(frame: SetupFrame): Promise<void> {
     const { validateSetup, multiplexerFactory, acceptor } = this.settings;
     if (frame.type === FrameTypes.SETUP && validateSetup !== undefined) {
       const rejection = await validateSetup(frame, this.context);
@@ -407,8 +452,9 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
         return;
       }
     }
-    // Typed as always returning one, but for RESUME without resume support (and SETUP asking to
-    // resume) the library sends its own ERROR frame, closes us and returns undefined.
+    // Typed as always returning one, but for a SETUP asking to resume (which validateSetup
+    // refuses first in the gateway) the library sends its own ERROR frame, closes us and
+    // returns undefined.
     const mux: MultiplexerDemultiplexer | undefined = multiplexerFactory(frame, this);
     if (mux === undefined || this.isClosed) {
       this.close();
@@ -443,8 +489,21 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
   }
 
   private dispatch(bytes: Buffer): void {
+    if (typeOf(bytes) === FrameTypes.METADATA_PUSH) {
+      // rsocket-core's decoder throws on every METADATA_PUSH (deserializeMetadataPushFrame reads
+      // an undeclared `length`), and no route uses metadata push: a METADATA_PUSH on stream 0 is
+      // dropped before decoding, as the library would drop it anyway.
+      if (bytes.readUInt32BE(0) !== 0) this.fail('FRAME_MALFORMED', 'METADATA_PUSH is only allowed on stream 0');
+      return;
+    }
     const frame = this.decode(bytes);
-    if (frame === undefined || this.mux === undefined || !this.trackFragments(frame)) return;
+    if (frame === undefined || this.mux === undefined) return;
+    const violation = protocolViolation(frame.type, bytes.readUInt32BE(0));
+    if (violation !== undefined) {
+      this.fail('FRAME_MALFORMED', violation);
+      return;
+    }
+    if (!this.trackFragments(frame)) return;
     try {
       this.mux.handle(frame);
     } catch (error) {
@@ -493,6 +552,30 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
     this.fragmentBytes -= held;
   }
 
+  /**
+   * The ERROR frames rsocket-core writes itself when it refuses a frame on a stream carry its
+   * own text, not a catalog body. Only the library knows its streams' state (its registry and
+   * stream machines are private), so its decision stands — the stream is over — and only the
+   * body is replaced: a frame the stream's interaction does not take (a PAYLOAD or REQUEST_N
+   * on a request/response stream, a PAYLOAD on a live stream, anything but PAYLOAD while a
+   * fragmented request is reassembled) and REQUEST_CHANNEL, for which no route exists, both get
+   * ROUTE_WRONG_INTERACTION. Frames already carrying a catalog body (the responder's) pass.
+   */
+  private catalogued(frame: ErrorFrame): ErrorFrame {
+    if (frame.message.startsWith('{')) return frame;
+    let message: string | undefined;
+    const unexpected = frame.code === ErrorCodes.CANCELED ? UNEXPECTED_FRAME.exec(frame.message) : null;
+    if (unexpected !== null) {
+      message = `a ${frameTypeName(Number(unexpected[1]))} frame is not part of this stream's interaction${unexpected[2] === undefined ? '' : ' while its request is still arriving in fragments'}; the stream is ended`;
+    } else if (frame.code === ErrorCodes.REJECTED && frame.message === NO_HANDLER) {
+      message = 'no route takes this interaction model (request-channel is not offered)';
+    }
+    if (message === undefined) return frame;
+    this.settings.logger?.debug({ connection: this.id, streamId: frame.streamId, library: frame.message }, 'stream refused by rsocket-core');
+    const code: ErrorCode = 'ROUTE_WRONG_INTERACTION';
+    return { type: FrameTypes.ERROR, streamId: frame.streamId, flags: Flags.NONE, code: rsocketCodeOf(code), message: JSON.stringify(errorBody(code, message)) };
+  }
+
   /** The library's decoder throws on short input and returns undefined for unknown types. */
   private decode(bytes: Buffer): Frame | undefined {
     let frame: Frame | undefined;
@@ -525,3 +608,46 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The RSocket major version this server speaks (SETUP's majorVersion). */
+const RSOCKET_MAJOR_VERSION = 1;
+
+const FRAME_HEADER_BYTES = 6;
+
+/** rsocket-core's texts for the stream refusals `catalogued` rewrites (1.0.0-alpha.3). */
+const UNEXPECTED_FRAME = /^Unexpected frame type \[(\d+)\]( during reassembly)?$/;
+const NO_HANDLER = 'No available handler found';
+
+/** Frame types that exist only on stream 0 (RSocket spec, "Frame Types"). */
+const CONNECTION_FRAME_TYPES: ReadonlySet<number> = new Set([
+  FrameTypes.SETUP, FrameTypes.LEASE, FrameTypes.KEEPALIVE, FrameTypes.METADATA_PUSH, FrameTypes.RESUME, FrameTypes.RESUME_OK,
+]);
+
+/** What a client may send on stream 0 once SETUP is done (METADATA_PUSH is dropped before decoding). */
+const STREAM_ZERO_AFTER_SETUP: ReadonlySet<number> = new Set([FrameTypes.KEEPALIVE, FrameTypes.LEASE, FrameTypes.ERROR]);
+
+/** The frame type from a frame's header, or undefined when it has no whole header. */
+function typeOf(bytes: Buffer): number | undefined {
+  return bytes.length < FRAME_HEADER_BYTES ? undefined : bytes.readUInt16BE(4) >>> 10;
+}
+
+function frameTypeName(type: number): string {
+  return FrameTypes[type] ?? `0x${type.toString(16)}`;
+}
+
+/**
+ * Why a decoded frame may not appear where it did on an established connection, or undefined.
+ * `streamId` is the header's: rsocket-core's codec reports 0 for every connection-level type.
+ * These are connection errors in RSocket (a stream-0 ERROR ends the connection), which
+ * rsocket-core does not enforce: it answers them with a bare "Received unknown frame type" and
+ * carries on.
+ */
+function protocolViolation(type: number, streamId: number): string | undefined {
+  if (streamId !== 0) {
+    return CONNECTION_FRAME_TYPES.has(type) ? `${frameTypeName(type)} is only allowed on stream 0, got stream ${streamId}` : undefined;
+  }
+  if (STREAM_ZERO_AFTER_SETUP.has(type)) return undefined;
+  if (type === FrameTypes.SETUP) return 'SETUP was already received on this connection';
+  if (type === FrameTypes.RESUME || type === FrameTypes.RESUME_OK) return `${frameTypeName(type)}: resume is not offered`;
+  return `${frameTypeName(type)} is not allowed on stream 0 (stream 0 is the connection's)`;
+}

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { FrameTypes, RSocketConnector, RSocketServer, serializeFrameWithLength, type RSocket, type SocketAcceptor } from 'rsocket-core';
+import { FrameTypes, RSocketConnector, RSocketServer, serializeFrameWithLength, type ErrorFrame, type Frame, type RSocket, type SocketAcceptor } from 'rsocket-core';
 import { TcpClientTransport } from 'rsocket-tcp-client';
+import { parseErrorBody } from '../../protocol/errors.js';
 import type { ServerTransportOptions } from './frame-connection.js';
 import { rsocketError } from './rsocket-errors.js';
 import { FrameSplitter, TcpServerTransport } from './tcp-server-transport.js';
@@ -239,17 +240,19 @@ describe('TcpServerTransport', () => {
       expect(connectionError(c.frames)?.body?.code).to.equal('AUTH_INVALID');
     });
 
-    it('survives the library refusing RESUME and resume-flagged SETUP (its factory returns undefined)', async () => {
+    it('refuses RESUME with SETUP_INVALID, and survives the library refusing a resume-flagged SETUP (its factory returns undefined)', async () => {
       await start();
       const resume = await raw();
       resume.send({
         type: FrameTypes.RESUME, streamId: 0, flags: 0, majorVersion: 1, minorVersion: 0,
         resumeToken: Buffer.from('token'), clientPosition: 0, serverPosition: 0,
       });
+      // Without validateSetup (the gateway's refuses the flag first) the library answers itself.
       const resumeFlag = await raw();
       resumeFlag.send(setupFrame({ flags: 0x80, resumeToken: Buffer.from('token') }));
       await waitFor(() => resume.closed && resumeFlag.closed, 'both closed');
-      expect(connectionError(resume.frames)?.frame.code).to.equal(0x004);
+      expect(connectionError(resume.frames)?.frame.code).to.equal(0x001);
+      expect(connectionError(resume.frames)?.body?.code).to.equal('SETUP_INVALID');
       expect(connectionError(resumeFlag.frames)?.frame.code).to.equal(0x003);
       await waitFor(() => transport.connections.size === 0, 'connections released');
     });
@@ -291,6 +294,137 @@ describe('TcpServerTransport', () => {
       expect(answered).to.be.greaterThan(0);
       await waitFor(() => transport.connections.size === 1, 'only the valid connection left');
       expect((await requestResponse(rsocket, 'after')).data?.toString()).to.equal('after');
+    });
+  });
+
+  describe('frame rules rsocket-core leaves to the transport', () => {
+    /** A raw client through SETUP, with the echo acceptor behind it. */
+    async function established(): Promise<RawTcpClient> {
+      const c = await raw();
+      c.send(setupFrame());
+      return c;
+    }
+    const echo = (streamId: number, text: string): Frame => ({ type: FrameTypes.REQUEST_RESPONSE, streamId, flags: 0, data: Buffer.from(text), metadata: undefined });
+    const echoed = (c: RawTcpClient, streamId: number) => c.frames.some((f) => f.type === FrameTypes.PAYLOAD && f.streamId === streamId);
+    const streamError = (c: RawTcpClient, streamId: number) => {
+      const frame = c.frames.find((f): f is ErrorFrame => f.type === FrameTypes.ERROR && f.streamId === streamId);
+      return frame === undefined ? undefined : { code: frame.code, body: parseErrorBody(frame.message) };
+    };
+    /** The frame's bytes with another stream id in the header (the codec writes 0 for connection-level types). */
+    const onStream = (frame: Frame, streamId: number): Buffer => {
+      const bytes = serializeFrameWithLength(frame);
+      bytes.writeUInt32BE(streamId, 3);
+      return bytes;
+    };
+
+    it('refuses a first SETUP on a stream other than 0, and any major version but 1, with SETUP_INVALID', async () => {
+      await start();
+      const stream1 = await raw();
+      stream1.write(onStream(setupFrame(), 1));
+      const version2 = await raw();
+      version2.send(setupFrame({ majorVersion: 2 }));
+      const minor9 = await raw();
+      minor9.send(setupFrame({ minorVersion: 9 }));
+      minor9.send(echo(1, 'minor versions are compatible'));
+      await waitFor(() => stream1.closed && version2.closed && echoed(minor9, 1), 'two refusals and an answer');
+      for (const c of [stream1, version2]) {
+        expect(connectionError(c.frames)?.frame.code).to.equal(0x001);
+        expect(connectionError(c.frames)?.body?.code).to.equal('SETUP_INVALID');
+      }
+      expect(connectionError(version2.frames)?.body?.message).to.equal('RSocket protocol version 2.0 is not supported; this server speaks 1.x');
+      expect(probe.contexts, 'the acceptor saw only the good SETUP').to.have.length(1);
+    });
+
+    it('closes with FRAME_MALFORMED on a frame stream 0 may not carry after SETUP (the library would answer 0x101 without a body and go on)', async () => {
+      await start();
+      const zero: Array<[string, Frame]> = [
+        ['SETUP', setupFrame()],
+        ['RESUME', { type: FrameTypes.RESUME, streamId: 0, flags: 0, majorVersion: 1, minorVersion: 0, resumeToken: Buffer.from('t'), clientPosition: 0, serverPosition: 0 }],
+        ['RESUME_OK', { type: FrameTypes.RESUME_OK, streamId: 0, flags: 0, clientPosition: 0 }],
+        ['REQUEST_RESPONSE', echo(0, 'on stream 0')],
+        ['REQUEST_N', { type: FrameTypes.REQUEST_N, streamId: 0, flags: 0, requestN: 1 }],
+        ['CANCEL', { type: FrameTypes.CANCEL, streamId: 0, flags: 0 }],
+        ['PAYLOAD', { type: FrameTypes.PAYLOAD, streamId: 0, flags: 0x60, data: Buffer.from('x'), metadata: undefined }],
+      ];
+      const clients = await Promise.all(zero.map(async ([, frame]) => {
+        const c = await established();
+        c.send(frame);
+        c.send(echo(1, 'too late'));
+        return c;
+      }));
+      await waitFor(() => clients.every((c) => c.closed), 'every connection closed');
+      zero.forEach(([name], i) => {
+        const c = clients[i]!;
+        expect(connectionError(c.frames)?.frame.code, name).to.equal(0x101);
+        expect(connectionError(c.frames)?.body?.code, name).to.equal('FRAME_MALFORMED');
+        expect(c.frames.filter((f) => f.type === FrameTypes.ERROR && f.streamId === 0), `${name}: one ERROR`).to.have.length(1);
+        expect(echoed(c, 1), `${name}: nothing served after it`).to.equal(false);
+      });
+    });
+
+    it('closes with FRAME_MALFORMED on a connection-level frame (KEEPALIVE, METADATA_PUSH) on another stream', async () => {
+      await start();
+      const keepalive = await established();
+      keepalive.write(onStream({ type: FrameTypes.KEEPALIVE, streamId: 0, flags: 0x80, lastReceivedPosition: 0, data: undefined }, 3));
+      const push = await established();
+      push.write(onStream({ type: FrameTypes.METADATA_PUSH, streamId: 0, flags: 0x100, metadata: Buffer.from('m') }, 5));
+      await waitFor(() => keepalive.closed && push.closed, 'both closed');
+      expect(connectionError(keepalive.frames)?.body).to.deep.include({ code: 'FRAME_MALFORMED', message: 'KEEPALIVE is only allowed on stream 0, got stream 3' });
+      expect(connectionError(push.frames)?.body).to.deep.include({ code: 'FRAME_MALFORMED', message: 'METADATA_PUSH is only allowed on stream 0' });
+    });
+
+    it('ignores METADATA_PUSH on stream 0, which the library cannot even decode', async () => {
+      await start();
+      const c = await established();
+      c.send({ type: FrameTypes.METADATA_PUSH, streamId: 0, flags: 0x100, metadata: Buffer.from('unused') });
+      c.send(echo(1, 'still here'));
+      await waitFor(() => echoed(c, 1) || c.closed, 'an answer or a close');
+      expect(c.closed).to.equal(false);
+      expect(c.frames.filter((f) => f.type === FrameTypes.ERROR)).to.deep.equal([]);
+    });
+
+    it('answers REQUEST_CHANNEL with ROUTE_WRONG_INTERACTION on its stream only', async () => {
+      await start();
+      const c = await established();
+      c.send({ type: FrameTypes.REQUEST_CHANNEL, streamId: 1, flags: 0, requestN: 1, data: Buffer.from('x'), metadata: undefined });
+      c.send(echo(3, 'still here'));
+      await waitFor(() => echoed(c, 3) || c.closed, 'an answer or a close');
+      expect(streamError(c, 1)).to.deep.equal({
+        code: 0x204,
+        body: { code: 'ROUTE_WRONG_INTERACTION', message: 'no route takes this interaction model (request-channel is not offered)', retryable: false },
+      });
+      expect(c.closed).to.equal(false);
+    });
+
+    it('gives a frame a stream does not take (PAYLOAD on a live stream, REQUEST_N on a request/response being reassembled) a catalog body, and serves on', async () => {
+      await start();
+      const c = await established();
+      c.send(requestStreamFrame(1, 1_000, 8, 1)); // stays open: one item asked for
+      await waitFor(() => streamProgress(c.frames, 1).items === 1, 'the first item');
+      c.send({ type: FrameTypes.PAYLOAD, streamId: 1, flags: 0x60, data: Buffer.from('x'), metadata: undefined });
+      c.send({ type: FrameTypes.REQUEST_RESPONSE, streamId: 3, flags: 0x80, data: Buffer.from('frag'), metadata: undefined });
+      c.send({ type: FrameTypes.REQUEST_N, streamId: 3, flags: 0, requestN: 1 });
+      c.send(echo(5, 'still here'));
+      await waitFor(() => echoed(c, 5) || c.closed, 'an answer or a close');
+      expect(streamError(c, 1)).to.deep.equal({
+        code: 0x204,
+        body: { code: 'ROUTE_WRONG_INTERACTION', message: 'a PAYLOAD frame is not part of this stream\'s interaction; the stream is ended', retryable: false },
+      });
+      expect(streamError(c, 3)?.body).to.deep.equal({
+        code: 'ROUTE_WRONG_INTERACTION',
+        message: 'a REQUEST_N frame is not part of this stream\'s interaction while its request is still arriving in fragments; the stream is ended',
+        retryable: false,
+      });
+      await waitFor(() => probe.streams[0]?.cancelled === true, 'the live stream\'s producer cancelled');
+      expect(c.closed).to.equal(false);
+    });
+
+    it('passes the responder\'s own catalog errors through unchanged', async () => {
+      await start();
+      const c = await established();
+      c.send(echo(1, 'route-unknown'));
+      await waitFor(() => streamError(c, 1) !== undefined, 'the error');
+      expect(streamError(c, 1)).to.deep.equal({ code: 0x204, body: { code: 'ROUTE_UNKNOWN', message: 'no such route', retryable: false } });
     });
   });
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { connect, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
-import { RSocketConnector, RSocketServer, type RSocket, type SocketAcceptor } from 'rsocket-core';
+import { FrameTypes, RSocketConnector, RSocketServer, type RSocket, type SocketAcceptor } from 'rsocket-core';
 import { WebsocketClientTransport } from 'rsocket-websocket-client';
 import { WebSocket } from 'ws';
 import { MemoryEventLog } from '../adapters/memory/memory-event-log.js';
@@ -277,6 +277,24 @@ describe('WsServerTransport', () => {
       await waitFor(() => c.closed, 'server closing the socket');
       expect(connectionError(c.frames)?.frame.code).to.equal(0x001);
       expect(connectionError(c.frames)?.body?.code).to.equal('SETUP_INVALID');
+    });
+
+    it('applies the frame rules rsocket-core leaves to the transport: METADATA_PUSH ignored, a second SETUP closes, RESUME refused', async () => {
+      await start();
+      const push = await raw();
+      push.send(setupFrame());
+      push.send({ type: FrameTypes.METADATA_PUSH, streamId: 0, flags: 0x100, metadata: Buffer.from('unused') });
+      push.send({ type: FrameTypes.REQUEST_RESPONSE, streamId: 1, flags: 0, data: Buffer.from('still here'), metadata: undefined });
+      const second = await raw();
+      second.send(setupFrame());
+      second.send(setupFrame());
+      const resume = await raw();
+      resume.send({ type: FrameTypes.RESUME, streamId: 0, flags: 0, majorVersion: 1, minorVersion: 0, resumeToken: Buffer.from('t'), clientPosition: 0, serverPosition: 0 });
+      await waitFor(() => second.closed && resume.closed && push.frames.some((f) => f.type === FrameTypes.PAYLOAD && f.streamId === 1), 'two closes and an answer');
+      expect(push.closed).to.equal(false);
+      expect(connectionError(second.frames)?.body).to.deep.include({ code: 'FRAME_MALFORMED', message: 'SETUP was already received on this connection' });
+      expect(connectionError(resume.frames)?.frame.code).to.equal(0x001);
+      expect(connectionError(resume.frames)?.body?.code).to.equal('SETUP_INVALID');
     });
 
     it('keeps serving a valid client while hostile ones are killed', async () => {
