@@ -138,3 +138,13 @@ export async function outcome(p: Promise<unknown>): Promise<string> {
     return (e as { code?: string }).code ?? `no catalog code: ${(e as Error).message}`;
   }
 }
+
+/** Resolves with the catalog code the connection was closed with ('none' when closed without one). */
+export function closeCode(client: Pick<TestClient, 'onClose'>): Promise<string> {
+  return new Promise((resolve) => {
+    client.onClose((e) => {
+      const message = e?.message ?? '';
+      resolve((parseErrorBody(message) ?? parseErrorBody(/\{"code":.*\}/.exec(message)?.[0] ?? ''))?.code ?? 'none');
+    });
+  });
+}
