@@ -52,7 +52,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { KafkaEventLogError, toKafkaEventLogError } from './kafka-event-log-error.js';
 import { KafkaGroupConsumer, type KafkaConsumerSettings } from './kafka-group-consumer.js';
 import { kafkaLogCreator, kafkaLogLevel } from './kafka-log-creator.js';
-import { toMessage } from './kafka-records.js';
+import { parseOffset, toMessage } from './kafka-records.js';
 
 export interface KafkaEventLogOptions {
   /** Bootstrap brokers, `host:port`. */
@@ -350,6 +350,65 @@ export class KafkaEventLog implements EventLog {
       throw e;
     }
     return consumer;
+  }
+
+  /**
+   * Per partition of `topic` (index = partition), the offset the next appended record gets
+   * (the high watermark: what consumers can read up to). LogPositions (src/ops/log-positions.ts).
+   */
+  async endOffsets(topic: string): Promise<number[]> {
+    await this.ready();
+    try {
+      const offsets = await this.admin.fetchTopicOffsets(topic);
+      const out = new Array<number>(offsets.length).fill(0);
+      for (const o of offsets) out[o.partition] = parseOffset(o.high);
+      return out;
+    } catch (e) {
+      throw toKafkaEventLogError(e, `reading the end offsets of ${topic}`, this.brokers);
+    }
+  }
+
+  /** Per partition of `topic`, the offset `groupId` last committed, null where it committed none. LogPositions. */
+  async committedOffsets(groupId: string, topic: string): Promise<Array<number | null>> {
+    await this.ready();
+    try {
+      const [found] = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+      const partitions = found?.partitions ?? [];
+      const out = new Array<number | null>(partitions.length).fill(null);
+      for (const p of partitions) out[p.partition] = Number(p.offset) < 0 ? null : parseOffset(p.offset);
+      return out;
+    } catch (e) {
+      throw toKafkaEventLogError(e, `reading the offsets of group ${groupId}`, this.brokers);
+    }
+  }
+
+  /**
+   * Per partition of `topic`, the first offset whose record timestamp (the event time, see
+   * above) is at or after `timestampMs`; the end offset where there is none. Every record with
+   * a timestamp at or after it is at or after that offset.
+   */
+  async offsetsAtTime(topic: string, timestampMs: number): Promise<number[]> {
+    await this.ready();
+    try {
+      const offsets = await this.admin.fetchTopicOffsetsByTimestamp(topic, timestampMs);
+      const out = new Array<number>(offsets.length).fill(0);
+      for (const o of offsets) out[o.partition] = parseOffset(o.offset);
+      return out;
+    } catch (e) {
+      throw toKafkaEventLogError(e, `finding the offsets of ${topic} at ${timestampMs}`, this.brokers);
+    }
+  }
+
+  /** The members of a consumer group now: offsets may only be rewritten while it has none. */
+  async groupMembers(groupId: string): Promise<{ state: string; members: number }> {
+    await this.ready();
+    try {
+      const { groups } = await this.admin.describeGroups([groupId]);
+      const g = groups.find((x) => x.groupId === groupId);
+      return { state: g?.state ?? 'Dead', members: g?.members.length ?? 0 };
+    } catch (e) {
+      throw toKafkaEventLogError(e, `describing group ${groupId}`, this.brokers);
+    }
   }
 
   /** Stops every consumer (each revokes and commits first), then disconnects the producer and admin client. */
