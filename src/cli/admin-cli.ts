@@ -18,10 +18,11 @@ Admin commands (the key may also come from SLUICE_ADMIN_KEY, the server from SLU
   site list --org ORG
   user create --org ORG --email EMAIL --role SITE=ROLE...
   user list --org ORG
-  key create --org ORG|- --scope ingest:SITE|read:SITE,SITE|admin [--label L] [--expires ISO] [--user USER]
+  key create --org ORG|- --scope ingest:SITE|read:SITE,SITE|site:SITE,SITE|admin [--label L] [--expires ISO] [--user USER]
   key list --org ORG|-
   key revoke --id KEY
   key rotate --id KEY
+  visitor erase --site SITE (--visitor ID | --ip IP --user-agent UA) --from ISO --to ISO
 "--org -" names the deployment itself (deployment-wide admin keys).
 `;
 
@@ -47,8 +48,8 @@ function parseScope(text: string, org: string | null): unknown {
   if (text === 'admin') return { kind: 'admin', orgId: org };
   const [kind, rest] = [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)];
   if (kind === 'ingest' && rest) return { kind: 'ingest', site: rest };
-  if (kind === 'read' && rest) return { kind: 'read', sites: rest.split(',').filter(Boolean) };
-  throw new UsageError(`--scope must be ingest:SITE, read:SITE[,SITE…] or admin, not "${text}"`);
+  if ((kind === 'read' || kind === 'site') && rest) return { kind, sites: rest.split(',').filter(Boolean) };
+  throw new UsageError(`--scope must be ingest:SITE, read:SITE[,SITE…], site:SITE[,SITE…] or admin, not "${text}"`);
 }
 
 function withOptional(body: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
@@ -96,6 +97,19 @@ const COMMANDS: Readonly<Record<string, Route>> = {
   'key list': { route: 'admin.key.list', body: (o) => ({ orgId: orgOrDeployment(o) }) },
   'key revoke': { route: 'admin.key.revoke', body: (o) => ({ id: one(o, 'id') }) },
   'key rotate': { route: 'admin.key.rotate', body: (o) => ({ id: one(o, 'id') }) },
+  'visitor erase': {
+    route: 'admin.visitor.erase',
+    body: (o) => {
+      const time = (name: string) => {
+        const ms = Date.parse(one(o, name));
+        if (!Number.isFinite(ms)) throw new UsageError(`--${name} is not a date: "${one(o, name)}"`);
+        return ms;
+      };
+      const visitor = opt(o, 'visitor');
+      const who = visitor !== undefined ? { visitor } : { ip: one(o, 'ip'), userAgent: one(o, 'user-agent') };
+      return { site: one(o, 'site'), ...who, from: time('from'), to: time('to') };
+    },
+  },
 };
 
 export function isAdminCommand(argv: readonly string[]): boolean {
@@ -126,6 +140,7 @@ export async function runAdminCommand(argv: readonly string[], io: CliIo): Promi
         domain: { type: 'string', multiple: true }, origin: { type: 'string', multiple: true }, 'time-zone': { type: 'string' },
         goals: { type: 'string' }, email: { type: 'string' }, role: { type: 'string', multiple: true }, scope: { type: 'string' },
         label: { type: 'string' }, expires: { type: 'string' }, user: { type: 'string' },
+        site: { type: 'string' }, visitor: { type: 'string' }, ip: { type: 'string' }, 'user-agent': { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
       },
       strict: true,
     });
