@@ -27,7 +27,7 @@ import { setupFrame, trapProcessErrors } from '../../src/gateway/transport-test-
 import { ADMIN_KEY, startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
 import {
-  METADATA_FLAG, authMetadata, extFrame, frameTemplates, mutateFrame, prefixed, routeMetadata, setupBytes,
+  METADATA_FLAG, authMetadata, extFrame, frameTemplates, mutateFrame, prefixed, routeMetadata, setupBytes, withStreamId,
 } from './fuzz-frames.js';
 import { EventLogLedger, collectGarbage, pollutionSince, snapshotPrototypes, type PrototypeSnapshot } from './fuzz-guards.js';
 import {
@@ -199,7 +199,7 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
       return `  ${cat}: ${total} cases, ${kinds.size} distinct kind/outcome pairs`;
     });
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    console.log(`    fuzz campaign seed ${SEED}: ${((Date.now() - startedAt) / 1000).toFixed(1)} s, heap ${mib(heapBefore)} -> ${mib(heapAfter)} MiB after GC, ${control.acked} control events acknowledged\n${lines.join('\n')}\n  known bugs met (tolerated, see known-bugs.test.ts): ${[...knownBugsSeen].sort().join(', ') || 'none'}`);
+    console.log(`    fuzz campaign seed ${SEED}: ${((Date.now() - startedAt) / 1000).toFixed(1)} s, heap ${mib(heapBefore)} -> ${mib(heapAfter)} MiB after GC, ${control.acked} control events acknowledged\n${lines.join('\n')}\n  known bugs met (tolerated, see KNOWN_BUG_SIGNATURES): ${[...knownBugsSeen].sort().join(', ') || 'none'}`);
   });
 
   it('pre-SETUP garbage: random bytes, bad prefixes, broken SETUPs, every first frame type', async () => {
@@ -261,8 +261,8 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
       { kind: 'lifetime-out-of-bounds', body: setup({ lifetime: fz.pick([0, 999, 3_600_001, 0x7fffffff]) }), expect: { outcome: 'closes', codes: ['SETUP_INVALID'] } },
       { kind: 'lease-flag', body: setup({ flags: METADATA_FLAG | Flags.LEASE }), expect: { outcome: 'closes', codes: ['SETUP_INVALID'] } },
       { kind: 'resume-flag', body: setup({ flags: METADATA_FLAG | Flags.RESUME_ENABLE, resumeToken: Buffer.from('tok') }), expect: { outcome: 'closes', codes: ['SETUP_INVALID'] } },
-      // rsocket-core's codec reads every SETUP as stream 0, so the gateway cannot see the 1.
-      { kind: 'setup-on-stream-1', body: (() => { const b = setup({}); b.writeUInt32BE(1, 0); return b; })(), expect: { outcome: 'served-or-setup-code' } },
+      // rsocket-core's codec reads every SETUP as stream 0; the gateway reads the header.
+      { kind: 'setup-on-stream-1', body: withStreamId(setup({}), 1), expect: { outcome: 'closes', codes: ['SETUP_INVALID'] } },
       { kind: 'no-metadata', body: serializeFrame(setupFrame({})), expect: { outcome: 'closes', codes: ['AUTH_REQUIRED'] } },
       { kind: 'random-metadata', body: setup({ metadata: fz.bytes(fz.int(1, 64)) }), expect: { outcome: 'closes', codes: ['AUTH_REQUIRED', 'AUTH_INVALID'] } },
       { kind: 'simple-auth', body: setup({ metadata: encodeCompositeMetadata([[WellKnownMimeType.MESSAGE_RSOCKET_AUTHENTICATION, encodeSimpleAuthMetadata('admin', ADMIN_KEY)]]) }), expect: { outcome: 'closes', codes: ['AUTH_REQUIRED'] } },
@@ -274,7 +274,8 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
       { kind: 'key-plus-900k-padding-entry', body: setup({ metadata: encodeCompositeMetadata([['application/x-padding', huge(900_000)], bearerEntry(ADMIN_KEY)]) }), expect: { outcome: 'serves' } },
       { kind: 'key-string-mime-form', body: setup({ metadata: encodeCompositeMetadata([['message/x.rsocket.authentication.v0', encodeBearerAuthMetadata(ADMIN_KEY)]]) }), expect: { outcome: 'serves' } },
       { kind: 'setup-data-900k-garbage', body: setup({ data: huge(900_000) }), expect: { outcome: 'serves' } },
-      { kind: 'version-odd', body: setup({ majorVersion: fz.pick([0, 2, 65535]), minorVersion: fz.pick([0, 9, 65535]) }), expect: { outcome: 'served-or-setup-code' } },
+      { kind: 'version-major-not-1', body: setup({ majorVersion: fz.pick([0, 2, 65535]), minorVersion: fz.pick([0, 9, 65535]) }), expect: { outcome: 'closes', codes: ['SETUP_INVALID'] } },
+      { kind: 'version-minor-odd', body: setup({ minorVersion: fz.pick([1, 9, 65535]) }), expect: { outcome: 'serves' } },
     ];
     const cases: RawCase[] = [];
     for (const t of table) for (const transport of ['tcp', 'ws'] as const) cases.push({ category: 'setup', kind: t.kind, transport, bodies: [t.body], expect: t.expect });
@@ -339,11 +340,14 @@ describe('fuzz campaign: hostile frames and payloads over TCP and WebSocket (see
     const t = frameTemplates(FRAMES_SITE, 11);
     const onStream = (streamId: number) => frameTemplates(FRAMES_SITE, streamId);
     const streamZero = frameTemplates(FRAMES_SITE, 0);
+    const CONNECTION_LEVEL_TEMPLATES = ['keepalive', 'lease', 'metadataPush', 'setup', 'resume', 'resumeOk'];
     const keepaliveEcho = (frames: readonly Frame[]) => (frames.some((f) => f.type === FrameTypes.KEEPALIVE) ? undefined : 'no KEEPALIVE echo for a KEEPALIVE with RESPOND');
     const states: Array<{ kind: string; bodies: Buffer[]; check?: RawCase['check'] }> = [
       // Established, no stream open.
       ...Object.entries(t).map(([name, body]) => ({ kind: `established:${name}`, bodies: [body], ...(name === 'keepalive' ? { check: keepaliveEcho } : {}) })),
-      ...Object.entries(streamZero).filter(([name]) => !['keepalive', 'lease', 'metadataPush', 'setup', 'resume', 'resumeOk'].includes(name)).map(([name, body]) => ({ kind: `stream-0:${name}`, bodies: [body] })),
+      ...Object.entries(streamZero).filter(([name]) => !CONNECTION_LEVEL_TEMPLATES.includes(name)).map(([name, body]) => ({ kind: `stream-0:${name}`, bodies: [body] })),
+      // Connection-level frames (their templates are on stream 0) moved onto a stream.
+      ...CONNECTION_LEVEL_TEMPLATES.map((name) => ({ kind: `stream-11:${name}`, bodies: [withStreamId(t[name]!, 11)] })),
       { kind: 'even-stream-request', bodies: [onStream(12).requestResponse!] },
       { kind: 'max-stream-request', bodies: [onStream(0x7fffffff).requestResponse!] },
       { kind: 'duplicate-stream-id-in-flight', bodies: [onStream(13).requestResponse!, onStream(13).requestResponse!] },

@@ -28,7 +28,7 @@ export interface RawCase {
   /** Split TCP writes into random small chunks (exercises reassembly across reads). */
   readonly chunked?: boolean;
   /** Overrides the computed prediction (cases whose right outcome the framing alone does not say). */
-  readonly expect?: FirstPrediction | { readonly outcome: 'ws-too-large' } | { readonly outcome: 'served-or-setup-code' };
+  readonly expect?: FirstPrediction | { readonly outcome: 'ws-too-large' };
   /** WebSocket only: a text message sent after the bodies (RSocket frames must be binary). */
   readonly wsText?: string;
   /** Further checks on what came back; returns a failure description or undefined. */
@@ -145,12 +145,6 @@ export async function runRawCase(c: RawCase, o: RunnerOptions, index = 0): Promi
         if (!refused && !asAfter) failure = `expected a SETUP code (${prediction.codes.join('|')}) or acceptance then ${after.outcome}, got ${outcome}`;
         break;
       }
-      case 'served-or-setup-code':
-        if (!answered() && !(closed() && err?.body !== undefined && err.body.code.startsWith('SETUP_'))) failure = `expected acceptance or a SETUP_* code, got ${outcome}`;
-        break;
-      case 'resume':
-        if (!closed() || !(knownBugs.has('B4') || err?.body?.code === 'SETUP_INVALID')) failure = `expected RESUME to be refused (SETUP_INVALID), got ${outcome}`;
-        break;
       case 'ws-too-large':
         if (!closed() || (client as RawWsClient).closeCode !== 1009) failure = `expected WebSocket close 1009, got ${outcome} (${(client as RawWsClient).closeCode})`;
         break;
