@@ -444,7 +444,7 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
 
   private async establish(frame: SetupFrame): Promise<void> {
     const { validateSetup, multiplexerFactory, acceptor } = this.settings;
-    if (frame.type === FrameTypes.SETUP && validateSetup !== undefined) {
+    if (validateSetup !== undefined) {
       const rejection = await validateSetup(frame, this.context);
       if (this.isClosed) return;
       if (rejection !== undefined) {
@@ -468,7 +468,7 @@ export class FrameConnection implements DuplexConnection, Outbound, Closeable {
       install(handler);
     };
     this.mux = mux;
-    if (frame.type === FrameTypes.SETUP) this.keepAliveMs = frame.keepAlive;
+    this.keepAliveMs = frame.keepAlive;
     await accepting.run(this, () => acceptor(frame, this));
     if (this.isClosed) return;
     clearTimeout(this.setupTimer);
