@@ -80,7 +80,9 @@ function joined(headers: DistinctHeaders, name: string, maxLength: number): stri
   const values = headers[name];
   if (values === undefined || values.length === 0) return undefined;
   const value = values.join(', ');
-  return value.length > maxLength ? value.slice(0, maxLength) : value;
+  // A slice of a long string can keep the whole original alive (V8 sliced strings); a copy of
+  // the cut part bounds what an open connection retains to maxLength.
+  return value.length > maxLength ? Buffer.from(value.slice(0, maxLength), 'utf16le').toString('utf16le') : value;
 }
 
 /** Whether a boolean privacy header says 1, in any of its values or list items. */

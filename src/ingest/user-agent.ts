@@ -71,7 +71,8 @@ function isBlank(userAgent: string): boolean {
 /** Whether `userAgent` is a known bot, crawler or automated client; false when missing or blank. */
 export function isBotUserAgent(userAgent: string | undefined): boolean {
   if (userAgent === undefined) return false;
-  const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent;
+  // A copy, not a slice: a cached slice would keep the whole (up to 16 KiB) original alive.
+  const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? Buffer.from(userAgent.slice(0, MAX_USER_AGENT_LENGTH), 'utf16le').toString('utf16le') : userAgent;
   return !isBlank(ua) && isBot(ua);
 }
 
@@ -100,7 +101,7 @@ export function createUserAgentParser(options: UserAgentParserOptions = {}): Use
 
   return (userAgent: string | undefined): UserAgentInfo => {
     if (!userAgent) return EMPTY;
-    const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent;
+    const ua = userAgent.length > MAX_USER_AGENT_LENGTH ? Buffer.from(userAgent.slice(0, MAX_USER_AGENT_LENGTH), 'utf16le').toString('utf16le') : userAgent;
     const cached = cache.get(ua);
     if (cached) return cached;
     // Blank strings are not cached: there are arbitrarily many of them and they all mean EMPTY.
