@@ -346,6 +346,7 @@ export class ReprocessRunner {
       const rec = dayRecord(day, 'switched', fromVersion, run.rollupVersion, computed.events, rows, this.now());
       await journal.putDay(run.site, run.runId, rec);
       summaries.push(summaryOf(rec));
+      await this.clearLateMarks(run.site, day);
       await this.announce(run.site, [day]);
       progress.dayDone();
     }
@@ -434,6 +435,23 @@ export class ReprocessRunner {
       await store.upsert(all.slice(i, i + this.writeBatchRows));
     }
     return fresh.length;
+  }
+
+  /**
+   * The recomputed rollups of a switched day count the events the live pipeline judged late; an
+   * archive that marks those (raw-archive.ts "Late marks", so that filtered queries count what
+   * the active rollups count) is told to forget the day's marks. Archives without marks have
+   * no `clearLate`. Best effort: a failure leaves filtered queries skipping late events of the
+   * day until the next reprocess, and is logged.
+   */
+  private async clearLateMarks(site: string, day: number): Promise<void> {
+    const archive = this.deps.archive as RawArchive & { clearLate?: (site: string, fromMs: number, toMs: number) => Promise<number> };
+    if (typeof archive.clearLate !== 'function') return;
+    try {
+      await archive.clearLate(site, dayStartMs(day), dayStartMs(day) + DAY_MS);
+    } catch (e) {
+      this.logger.warn({ err: e, site, day: dayLabel(day) }, 'late marks of a reprocessed day not cleared');
+    }
   }
 
   /** Tell live subscribers the days changed, now and once more after other processes' directory caches expired. */

@@ -16,7 +16,7 @@
  * the reprocess runner publishes its LiveBus notice again after that delay (reprocess-runner.ts).
  */
 import type { Rollup, Tier } from '../aggregate/rollup.js';
-import type { RollupStore } from '../aggregate/rollup-store.js';
+import type { RollupParts, RollupStore } from '../aggregate/rollup-store.js';
 import type { DayVersion, LiveLogicEntry, VersionDirectory } from './version-directory.js';
 import { DAY_MS, LIVE_VERSION, dayOf, dayStartMs, versionSiteKey } from './version-key.js';
 
@@ -67,17 +67,18 @@ export class VersionedRollupStore implements RollupStore {
     return this.base.upsert(rows);
   }
 
-  async read(site: string, tier: Tier, fromMs: number, toMs: number): Promise<Rollup[]> {
-    if (!(toMs > fromMs)) return this.base.read(site, tier, fromMs, toMs);
+  async read(site: string, tier: Tier, fromMs: number, toMs: number, parts?: RollupParts): Promise<Rollup[]> {
+    const readBase = (key: string, from: number, to: number) => (parts === undefined ? this.base.read(key, tier, from, to) : this.base.read(key, tier, from, to, parts));
+    if (!(toMs > fromMs)) return readBase(site, fromMs, toMs);
     const { versions } = await this.directoryOf(site);
-    if (versions.size === 0) return this.base.read(site, tier, fromMs, toMs);
+    if (versions.size === 0) return readBase(site, fromMs, toMs);
     const segments = segmentsOf(fromMs, toMs, (day) => versions.get(day)?.version ?? LIVE_VERSION);
-    const parts = await Promise.all(segments.map(async (s) => {
-      if (s.version === LIVE_VERSION) return this.base.read(site, tier, s.fromMs, s.toMs);
-      const rows = await this.base.read(versionSiteKey(site, s.version), tier, s.fromMs, s.toMs);
+    const pieces = await Promise.all(segments.map(async (s) => {
+      if (s.version === LIVE_VERSION) return readBase(site, s.fromMs, s.toMs);
+      const rows = await readBase(versionSiteKey(site, s.version), s.fromMs, s.toMs);
       return rows.map((r): Rollup => ({ ...r, site }));
     }));
-    return parts.flat();
+    return pieces.flat();
   }
 
   setWatermark(partition: number, watermarkMs: number): Promise<void> {

@@ -29,6 +29,7 @@ import cassandra from 'cassandra-driver';
 import { silentLogger, type Logger } from '../../log.js';
 import { ACCOUNT_TABLES_CQL } from './cassandra-account-store.js';
 import { checkKeyspace, connectClient, type CassandraConnectOptions } from './cassandra-client.js';
+import { ROLLUP_PARTS_TABLES_CQL } from './cassandra-rollup-store.js';
 
 export interface Migration {
   readonly version: number;
@@ -254,6 +255,13 @@ export const MIGRATIONS: readonly Migration[] = [
         acquired_at_ms bigint
       )`,
     ],
+  },
+  {
+    version: 6,
+    name: 'rollup parts: a table per tier with the head and each dimension separately readable',
+    // Defined beside the store that reads them (cassandra-rollup-store.ts ROLLUP_PARTS_TABLES_CQL);
+    // they replace migration 3's rollups_{tier}, which expire by their TTLs.
+    statements: ROLLUP_PARTS_TABLES_CQL,
   },
 ];
 
