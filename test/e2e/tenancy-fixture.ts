@@ -6,6 +6,7 @@
  * Also a minimal RSocket client that sends an `Origin` header on its WebSocket upgrade, as a
  * browser does (SluiceClient has no option for it): for public site ids.
  */
+import type { TSchema } from '@sinclair/typebox';
 import { RSocketConnector, type RSocket } from 'rsocket-core';
 import { WellKnownMimeType, encodeBearerAuthMetadata, encodeCompositeMetadata, encodeRoute } from 'rsocket-composite-metadata';
 import { WebsocketClientTransport } from 'rsocket-websocket-client';
@@ -13,6 +14,9 @@ import WebSocket from 'ws';
 import type { ApiKeyInfo, KeyScope, Organisation, Site, User } from '../../protocol/admin-schema.js';
 import { parseErrorBody } from '../../protocol/errors.js';
 import { MIME } from '../../protocol/mime.js';
+import { ROUTES, type RouteSpec } from '../../protocol/routes.js';
+import type { IngestAck } from '../../protocol/schema.js';
+import { compileValidator } from '../../protocol/validate.js';
 import { SluiceClientError, type SluiceClient, type StreamHandle, type StreamHandlers } from '../../src/client/sluice-client.js';
 
 export type ScopeName = 'ingest' | 'read' | 'site' | 'admin';
@@ -52,6 +56,147 @@ export async function createTenant(admin: SluiceClient, name: string, site = `${
 /** Strings that identify a tenant: a response to another tenant that contains one of them leaked. */
 export function markersOf(t: Tenant): string[] {
   return [t.org.id, t.site.id, t.site.publicId, t.user.id, t.user.email, ...Object.values(t.keys).map((k) => k.info.id), `${t.name}-goal`];
+}
+
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+/** What a refused call may answer: nothing else is a clean refusal. */
+export const REFUSALS = ['FORBIDDEN', 'SITE_FORBIDDEN', 'ADMIN_NOT_FOUND'];
+
+/** How a call that was not a clean refusal is reported. */
+function unclean(where: string, code: string | undefined, message: string | undefined): string {
+  if (code === 'ROUTE_UNKNOWN') return `${where}: the route is in routes.ts but the server does not serve it (ROUTE_UNKNOWN): register its handlers (app.ts)`;
+  return `${where}: ended with ${code ?? message}`;
+}
+
+/** A request body for `route` aimed at the victim's records. */
+export function victimBody(route: string, spec: RouteSpec, v: Tenant, now: number): unknown {
+  const site = v.site.id;
+  const range = { site, from: now - HOUR, to: now + HOUR };
+  const event = { type: 'pageview', site, url: `https://${site}/stolen`, timestamp: now };
+  const known: Record<string, unknown> = {
+    'ingest.events': { events: [event] },
+    'ingest.batch': { events: [event] },
+    'query.timeseries': { ...range, interval: 'hour' },
+    'query.totals': range,
+    'query.breakdown': { ...range, dimension: 'page' },
+    'query.current': { site },
+    'query.run': { site, metrics: ['pageviews', 'visitors'], date_range: '7d' },
+    'live.metrics': { site },
+    'live.query': { site, metrics: ['pageviews'], date_range: 'realtime' },
+    'admin.org.create': { name: 'Intruder' },
+    'admin.org.list': {},
+    'admin.site.create': { orgId: v.org.id, id: `intruder.${site}` },
+    'admin.site.update': { id: site, timeZone: 'UTC', allowedOrigins: ['https://evil.example'] },
+    'admin.site.list': { orgId: v.org.id },
+    'admin.user.create': { orgId: v.org.id, email: 'intruder@evil.example', roles: {} },
+    'admin.user.list': { orgId: v.org.id },
+    'admin.key.create': { orgId: v.org.id, scope: { kind: 'read', sites: [site] } },
+    'admin.key.list': { orgId: v.org.id },
+    'admin.key.revoke': { id: v.keys.read.info.id },
+    'admin.key.rotate': { id: v.keys.admin.info.id },
+    'admin.visitor.erase': { site, visitor: 'victim-visitor', from: now - HOUR, to: now + HOUR },
+  };
+  const body = route in known ? known[route] : aimAtVictim(sampleOf(spec.request), v, now);
+  const valid = compileValidator(spec.request as TSchema)(body);
+  if (!valid.ok) throw new Error(`no valid request body aimed at the victim for route ${route} (${valid.message}): add one to victimBody`);
+  return body;
+}
+
+/**
+ * A minimal value of a request schema: required properties only, the first member of a union,
+ * the smallest number, a one-letter string. Fields that name records are then aimed at the
+ * victim (aimAtVictim); a schema this cannot satisfy needs an entry in victimBody.
+ */
+function sampleOf(schema: TSchema): unknown {
+  const s = schema as {
+    type?: string; const?: unknown; anyOf?: TSchema[]; properties?: Record<string, TSchema>; required?: string[];
+    minimum?: number; minLength?: number; minItems?: number; items?: TSchema;
+  };
+  if (s.const !== undefined) return s.const;
+  if (s.anyOf) return sampleOf(s.anyOf[0]!);
+  switch (s.type) {
+    case 'object':
+      return Object.fromEntries((s.required ?? []).map((k) => [k, sampleOf(s.properties![k]!)]));
+    case 'array':
+      return Array.from({ length: s.minItems ?? 0 }, () => sampleOf(s.items!));
+    case 'integer':
+    case 'number':
+      return s.minimum ?? 0;
+    case 'boolean':
+      return false;
+    case 'string':
+      return 'x'.repeat(Math.max(1, s.minLength ?? 1));
+    default:
+      return null;
+  }
+}
+
+/** A generated body with every field that names a tenant's record pointed at the victim's. */
+function aimAtVictim(value: unknown, v: Tenant, now: number): unknown {
+  if (Array.isArray(value)) return value.map((x) => aimAtVictim(x, v, now));
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(value)) {
+    out[k] = k === 'site' ? v.site.id
+      : k === 'sites' ? [v.site.id]
+        : k === 'orgId' ? v.org.id
+          : k === 'keyId' ? v.keys.read.info.id
+            // UTC midnights: valid for routes that take whole days, and a range for those that do not.
+            : k === 'from' ? Math.floor(now / DAY) * DAY - DAY
+              : k === 'to' ? Math.floor(now / DAY) * DAY
+                : aimAtVictim(x, v, now);
+  }
+  return out;
+}
+
+
+/**
+ * Calls every route of protocol/routes.ts on `client`, each aimed at the victim's records, and
+ * lists what got through (`leaks`, empty when nothing did). Fire-and-forget requests cannot be
+ * answered: they are only counted (`fireAndForget`), for the caller to check their effect.
+ */
+export async function attackEveryRoute(client: TestClient, victim: Tenant, now: number, who: string): Promise<{ leaks: string[]; fireAndForget: number }> {
+  const markers = markersOf(victim);
+  const leaks: string[] = [];
+  let fireAndForget = 0;
+  for (const [route, spec] of Object.entries(ROUTES) as Array<[string, RouteSpec]>) {
+    const body = victimBody(route, spec, victim, now);
+    const where = `${route} with ${who}`;
+    if (spec.interaction === 'fireAndForget') {
+      client.fireAndForget(route, body);
+      fireAndForget++;
+      continue;
+    }
+    if (spec.interaction === 'requestStream') {
+      // Ends at the first of: an error, completion, a message (a leak: the stream is cancelled).
+      const end = await new Promise<{ error?: SluiceClientError; message?: unknown }>((resolve) => {
+        const handle = client.stream(route, body, 10, {
+          next: (message) => { handle.cancel(); resolve({ message }); },
+          error: (error) => resolve({ error }),
+          complete: () => resolve({ error: new SluiceClientError('the stream completed', undefined, undefined, false) }),
+        });
+      });
+      if (end.message !== undefined) leaks.push(`${where}: a stream message ${JSON.stringify(end.message).slice(0, 200)}`);
+      else if (!REFUSALS.includes(end.error?.code ?? '')) leaks.push(unclean(where, end.error?.code, end.error?.message));
+      continue;
+    }
+    try {
+      const response = await client.request<unknown>(route, body);
+      if (route === 'ingest.batch') {
+        const ack = response as IngestAck;
+        if (ack.accepted !== 0 || ack.duplicates !== 0 || ack.rejected.some((r) => r.code !== 'SITE_FORBIDDEN')) leaks.push(`${where}: ${JSON.stringify(ack)}`);
+        continue;
+      }
+      const text = JSON.stringify(response);
+      const named = markers.filter((m) => text.includes(m));
+      if (named.length > 0) leaks.push(`${where}: answered with ${named.join(', ')}: ${text.slice(0, 300)}`);
+    } catch (e) {
+      const code = (e as SluiceClientError).code;
+      if (!REFUSALS.includes(code ?? '')) leaks.push(unclean(where, code, (e as Error).message));
+    }
+  }
+  return { leaks, fireAndForget };
 }
 
 /** What the tenancy tests need of a client; SluiceClient has it, and so does OriginClient. */

@@ -10,72 +10,15 @@
  * the victim (an organisation admin listing its own organisations). Streams must fail before
  * any message. Afterwards the victim's data, keys and settings are exactly as before.
  */
-import type { TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import { expect } from 'chai';
 import type { ApiKeyInfo, Site, User } from '../../protocol/admin-schema.js';
-import { ROUTES, type RouteSpec } from '../../protocol/routes.js';
-import type { IngestAck, TotalsResponse } from '../../protocol/schema.js';
-import { compileValidator } from '../../protocol/validate.js';
-import { SluiceClient, SluiceClientError } from '../../src/client/sluice-client.js';
+import type { TotalsResponse } from '../../protocol/schema.js';
+import { SluiceClient, type SluiceClientError } from '../../src/client/sluice-client.js';
 import { SITE_A, SITE_A_KEY, startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/wait-for.js';
-import { connectWithOrigin, createTenant, markersOf, type Tenant, type TestClient } from './tenancy-fixture.js';
+import { attackEveryRoute, connectWithOrigin, createTenant, type Tenant, type TestClient } from './tenancy-fixture.js';
 
 const HOUR = 3_600_000;
-/** What a refused call may answer: nothing else is a clean refusal. */
-const REFUSALS = ['FORBIDDEN', 'SITE_FORBIDDEN', 'ADMIN_NOT_FOUND'];
-
-/** A request body for `route` aimed at the victim's records. */
-function victimBody(route: string, spec: RouteSpec, v: Tenant, now: number): unknown {
-  const site = v.site.id;
-  const range = { site, from: now - HOUR, to: now + HOUR };
-  const event = { type: 'pageview', site, url: `https://${site}/stolen`, timestamp: now };
-  const known: Record<string, unknown> = {
-    'ingest.events': { events: [event] },
-    'ingest.batch': { events: [event] },
-    'query.timeseries': { ...range, interval: 'hour' },
-    'query.totals': range,
-    'query.breakdown': { ...range, dimension: 'page' },
-    'query.current': { site },
-    'query.run': { site, metrics: ['pageviews', 'visitors'], date_range: '7d' },
-    'live.metrics': { site },
-    'live.query': { site, metrics: ['pageviews'], date_range: 'realtime' },
-    'admin.org.create': { name: 'Intruder' },
-    'admin.org.list': {},
-    'admin.site.create': { orgId: v.org.id, id: `intruder.${site}` },
-    'admin.site.update': { id: site, timeZone: 'UTC', allowedOrigins: ['https://evil.example'] },
-    'admin.site.list': { orgId: v.org.id },
-    'admin.user.create': { orgId: v.org.id, email: 'intruder@evil.example', roles: {} },
-    'admin.user.list': { orgId: v.org.id },
-    'admin.key.create': { orgId: v.org.id, scope: { kind: 'read', sites: [site] } },
-    'admin.key.list': { orgId: v.org.id },
-    'admin.key.revoke': { id: v.keys.read.info.id },
-    'admin.key.rotate': { id: v.keys.admin.info.id },
-    'admin.visitor.erase': { site, visitor: 'victim-visitor', from: now - HOUR, to: now + HOUR },
-  };
-  const body = route in known ? known[route] : aimAtVictim(Value.Create(spec.request), v, now);
-  const valid = compileValidator(spec.request as TSchema)(body);
-  if (!valid.ok) throw new Error(`no valid request body aimed at the victim for route ${route} (${valid.message}): add one to victimBody`);
-  return body;
-}
-
-/** A generated body with every field that names a tenant's record pointed at the victim's. */
-function aimAtVictim(value: unknown, v: Tenant, now: number): unknown {
-  if (Array.isArray(value)) return value.map((x) => aimAtVictim(x, v, now));
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(value)) {
-    out[k] = k === 'site' ? v.site.id
-      : k === 'sites' ? [v.site.id]
-        : k === 'orgId' ? v.org.id
-          : k === 'keyId' ? v.keys.read.info.id
-            : k === 'from' ? now - HOUR
-              : k === 'to' ? now + HOUR
-                : aimAtVictim(x, v, now);
-  }
-  return out;
-}
 
 interface Attacker {
   readonly name: string;
@@ -123,48 +66,14 @@ describe('tenancy: every route with another tenant\'s credentials gets nothing o
 
   for (const transport of ['tcp', 'ws'] as const) {
     it(`over ${transport}`, async () => {
-      const markers = markersOf(victim);
       const leaks: string[] = [];
       const fnfBefore = await h.metric('sluice_gateway_requests_total', { route: 'ingest.events' });
       let fnfHere = 0;
       for (const who of attackers(transport)) {
         const client = await who.connect();
-        for (const [route, spec] of Object.entries(ROUTES) as Array<[string, RouteSpec]>) {
-          const body = victimBody(route, spec, victim, now);
-          const where = `${route} with the attacker's ${who.name}`;
-          if (spec.interaction === 'fireAndForget') {
-            client.fireAndForget(route, body);
-            fnfHere++;
-            continue;
-          }
-          if (spec.interaction === 'requestStream') {
-            // Ends at the first of: an error, completion, a message (a leak: the stream is cancelled).
-            const end = await new Promise<{ error?: SluiceClientError; message?: unknown }>((resolve) => {
-              const handle = client.stream(route, body, 10, {
-                next: (message) => { handle.cancel(); resolve({ message }); },
-                error: (error) => resolve({ error }),
-                complete: () => resolve({ error: new SluiceClientError('the stream completed', undefined, undefined, false) }),
-              });
-            });
-            if (end.message !== undefined) leaks.push(`${where}: a stream message ${JSON.stringify(end.message).slice(0, 200)}`);
-            else if (!REFUSALS.includes(end.error?.code ?? '')) leaks.push(`${where}: stream ended with ${end.error?.code ?? end.error?.message}`);
-            continue;
-          }
-          try {
-            const response = await client.request<unknown>(route, body);
-            if (route === 'ingest.batch') {
-              const ack = response as IngestAck;
-              if (ack.accepted !== 0 || ack.duplicates !== 0 || ack.rejected.some((r) => r.code !== 'SITE_FORBIDDEN')) leaks.push(`${where}: ${JSON.stringify(ack)}`);
-              continue;
-            }
-            const text = JSON.stringify(response);
-            const named = markers.filter((m) => text.includes(m));
-            if (named.length > 0) leaks.push(`${where}: answered with ${named.join(', ')}: ${text.slice(0, 300)}`);
-          } catch (e) {
-            const code = (e as SluiceClientError).code;
-            if (!REFUSALS.includes(code ?? '')) leaks.push(`${where}: failed with ${code ?? (e as Error).message}`);
-          }
-        }
+        const result = await attackEveryRoute(client, victim, now, `the attacker's ${who.name}`);
+        leaks.push(...result.leaks);
+        fnfHere += result.fireAndForget;
         // Still connected: a refusal fails the request, never the connection.
         expect(await client.request<unknown>('admin.org.list', {}).then(() => 'ok', (e: SluiceClientError) => e.code), who.name).to.be.oneOf(['ok', 'FORBIDDEN']);
         client.close();
