@@ -5,21 +5,35 @@
  *   the event id modulo `shards`: one is right for most sites; a deployment whose biggest
  *   sites outgrow one partition an hour raises it (never lowers it: reads visit shards
  *   0..shards-1, so data written under a smaller count is still found, but not under a
- *   larger one). Reads merge the shards of an hour back into (ts, id) order.
+ *   larger one). Reads merge the shards of an hour back into (ts, id) order. An event
+ *   archived again or marked late after a raise can land in a second row (in the shard the
+ *   new count picks): reads take the rows of one (ts, id) as one event, and erasure and
+ *   clearing visit each row by its own shard.
  * - The value is the whole EnrichedEvent as JSON, with the archive's record format beside it
  *   (`format` 1: JSON.stringify of the event, every field present, whatever its `v`). The
  *   record format may evolve (say, to ingest's compact log encoding) without touching the
  *   table, and a reader meeting a format it does not know fails loudly instead of misreading
  *   history.
- * - Writes are prepared, idempotent INSERTs (the same event is the same row), at most
+ * - Writes are prepared, idempotent UPDATEs (the same event is the same row), at most
  *   `writeConcurrency` in flight, with a TTL from the event time: retention - (now - ts), so
  *   a re-archive never extends an event's life; events already past retention are skipped.
+ * - Late marks (raw-archive.ts) are two set<text> columns of the same row, added by
+ *   RAW_EVENTS_LATE_MARKS_CQL: `copies`, the log positions ("partition:offset") of the copies
+ *   archived, and `late`, those the aggregator sent to the late lane. Both only grow by set
+ *   additions, which are idempotent and commutative and write no tombstone, so a mark that
+ *   comes before its event (a row with `late` and no `record` yet) needs no read; reads skip
+ *   rows without a record. Additions carry the event's TTL, so marks expire with their event.
+ *   An UPDATE, unlike an INSERT, writes no row marker: a row lives as long as its cells, which
+ *   all share the event's TTL.
  * - Reads page through one hour at a time (`fetchSize` rows per page and shard), so memory is
  *   bounded whatever the range.
  */
 import { createHash } from 'node:crypto';
 import cassandra from 'cassandra-driver';
-import { compareArchived, type RawArchive } from '../../aggregate/raw-archive.js';
+import {
+  checkArchiveInput, compareArchived, isLate, positionKey, recordOf,
+  type ArchivedEvent, type LateMark, type LogPosition, type RawArchive,
+} from '../../aggregate/raw-archive.js';
 import type { EnrichedEvent } from '../../ingest/enriched-event.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
@@ -47,8 +61,22 @@ const KNOWN_FORMATS = new Set([FORMAT_JSON]);
 const MAX_SHARDS = 256;
 const DEFAULT_RETENTION_MS = 400 * 86_400_000;
 
+/**
+ * The late-mark columns of raw_events (`{keyspace}` where the keyspace name goes), for the
+ * migration list (migrations.ts): Cassandra 5 accepts ADD IF NOT EXISTS, so each statement
+ * is idempotent like the other migrations.
+ */
+export const RAW_EVENTS_LATE_MARKS_CQL: readonly string[] = [
+  'ALTER TABLE {keyspace}.raw_events ADD IF NOT EXISTS copies set<text>',
+  'ALTER TABLE {keyspace}.raw_events ADD IF NOT EXISTS late set<text>',
+];
+const REQUIRED_COLUMNS = ['copies', 'late'];
+
 export class CassandraRawArchive implements RawArchive {
   private readonly insert: string;
+  private readonly insertCopy: string;
+  private readonly addLate: string;
+  private readonly clearOne: string;
   private readonly selectHour: string;
   private readonly deleteOne: string;
   private readonly retentionMs: number | null;
@@ -66,6 +94,7 @@ export class CassandraRawArchive implements RawArchive {
     const client = await connectClient(options);
     try {
       await requireTables(client, options.keyspace, ['raw_events']);
+      await requireColumns(client, options.keyspace);
     } catch (e) {
       await client.shutdown();
       throw e;
@@ -75,9 +104,13 @@ export class CassandraRawArchive implements RawArchive {
 
   private constructor(private readonly client: cassandra.Client, options: CassandraRawArchiveOptions) {
     const ks = options.keyspace;
-    this.insert = `INSERT INTO ${ks}.raw_events (site, hour, shard, ts, id, format, record) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
-    this.deleteOne = `DELETE FROM ${ks}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts = ? AND id = ?`;
-    this.selectHour = `SELECT ts, id, format, record FROM ${ks}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?`;
+    const row = 'WHERE site = ? AND hour = ? AND shard = ? AND ts = ? AND id = ?';
+    this.insert = `UPDATE ${ks}.raw_events USING TTL ? SET format = ?, record = ? ${row}`;
+    this.insertCopy = `UPDATE ${ks}.raw_events USING TTL ? SET format = ?, record = ?, copies = copies + ? ${row}`;
+    this.addLate = `UPDATE ${ks}.raw_events USING TTL ? SET late = late + ? ${row}`;
+    this.clearOne = `DELETE late FROM ${ks}.raw_events ${row}`;
+    this.deleteOne = `DELETE FROM ${ks}.raw_events ${row}`;
+    this.selectHour = `SELECT shard, ts, id, format, record, copies, late FROM ${ks}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?`;
     this.retentionMs = options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
     this.shards = options.shards ?? 1;
     if (!Number.isInteger(this.shards) || this.shards < 1 || this.shards > MAX_SHARDS) throw new RangeError(`shards must be an integer in 1..${MAX_SHARDS}, got ${this.shards}`);
@@ -89,22 +122,59 @@ export class CassandraRawArchive implements RawArchive {
     this.logger = options.logger ?? silentLogger();
   }
 
-  async archive(events: readonly EnrichedEvent[]): Promise<void> {
+  async archive(events: readonly EnrichedEvent[], positions?: readonly LogPosition[]): Promise<void> {
+    checkArchiveInput(events, positions);
     const now = this.now();
-    const params: unknown[][] = [];
+    const statements: Array<{ query: string; params: unknown[] }> = [];
     let expired = 0;
-    for (const e of events) {
+    events.forEach((e, i) => {
       checkEvent(e);
       const ttl = ttlFor(e.ts, this.retentionMs, now);
       if (ttl === null) {
         expired++;
-        continue;
+        return;
       }
-      params.push([e.site, hourOf(e.ts), shardOf(e.id, this.shards), e.ts, e.id, FORMAT_JSON, JSON.stringify(e), ttl]);
-    }
+      const key = [e.site, hourOf(e.ts), shardOf(e.id, this.shards), e.ts, e.id];
+      const record = JSON.stringify(recordOf(e));
+      const position = positions?.[i];
+      statements.push(position
+        ? { query: this.insertCopy, params: [ttl, FORMAT_JSON, record, [positionKey(position)], ...key] }
+        : { query: this.insert, params: [ttl, FORMAT_JSON, record, ...key] });
+    });
     if (expired > 0) this.logger.debug({ expired }, 'raw events past retention not archived');
-    if (params.length === 0) return;
-    await cassandra.concurrent.executeConcurrent(this.client, this.insert, params, {
+    await this.execute(statements);
+  }
+
+  async markLate(marks: readonly LateMark[]): Promise<void> {
+    const now = this.now();
+    const statements: Array<{ query: string; params: unknown[] }> = [];
+    for (const m of marks) {
+      checkEvent(m);
+      const position = positionKey(m.position);
+      const ttl = ttlFor(m.ts, this.retentionMs, now);
+      if (ttl === null) continue;
+      statements.push({ query: this.addLate, params: [ttl, [position], m.site, hourOf(m.ts), shardOf(m.id, this.shards), m.ts, m.id] });
+    }
+    await this.execute(statements);
+  }
+
+  /** Reads the range and clears marked rows by their full key, like erasure: rare and bounded by a range. */
+  async clearLate(site: string, fromMs: number, toMs: number): Promise<number> {
+    const marked: unknown[][] = [];
+    let events = 0;
+    for await (const g of this.groups(site, fromMs, toMs)) {
+      if (g.event === null) continue; // a mark whose event has not arrived was not read by a reprocess either
+      const rows = g.rows.filter((r) => setOf(r.get('late')).length > 0);
+      if (rows.length > 0) events++;
+      for (const r of rows) marked.push(keyOf(site, r));
+    }
+    await this.execute(marked.map((params) => ({ query: this.clearOne, params })));
+    return events;
+  }
+
+  private async execute(statements: Array<{ query: string; params: unknown[] }>): Promise<void> {
+    if (statements.length === 0) return;
+    await cassandra.concurrent.executeConcurrent(this.client, statements, {
       concurrencyLevel: this.writeConcurrency,
       raiseOnFirstError: true,
       collectResults: false,
@@ -117,17 +187,40 @@ export class CassandraRawArchive implements RawArchive {
    */
   async deleteVisitors(site: string, visitorIds: ReadonlySet<string>, fromMs: number, toMs: number): Promise<number> {
     const doomed: unknown[][] = [];
-    for await (const e of this.read(site, fromMs, toMs)) {
-      if (visitorIds.has(e.visitorId)) doomed.push([site, hourOf(e.ts), shardOf(e.id, this.shards), e.ts, e.id]);
+    let events = 0;
+    for await (const g of this.groups(site, fromMs, toMs)) {
+      if (g.event === null || !visitorIds.has(g.event.visitorId)) continue;
+      events++;
+      for (const r of g.rows) doomed.push(keyOf(site, r));
     }
-    if (doomed.length === 0) return 0;
-    await cassandra.concurrent.executeConcurrent(this.client, this.deleteOne, doomed, {
-      concurrencyLevel: this.writeConcurrency, raiseOnFirstError: true, collectResults: false,
-    });
-    return doomed.length;
+    await this.execute(doomed.map((params) => ({ query: this.deleteOne, params })));
+    return events;
   }
 
-  async *read(site: string, fromMs: number, toMs: number): AsyncIterable<EnrichedEvent> {
+  async *read(site: string, fromMs: number, toMs: number): AsyncIterable<ArchivedEvent> {
+    for await (const g of this.groups(site, fromMs, toMs)) if (g.event !== null) yield g.event;
+  }
+
+  /**
+   * The rows of each (ts, id) of the range, in that order. One (ts, id) has one row, unless the
+   * shard count was raised after its event was archived (or marked): it then also has a row in
+   * the shard the new count hashes it to. Those rows are one event: their copies and marks are
+   * read together, and erasure or clearing visits each by its own shard.
+   */
+  private async *groups(site: string, fromMs: number, toMs: number): AsyncGenerator<RowGroup> {
+    let group: cassandra.types.Row[] = [];
+    for await (const r of this.rows(site, fromMs, toMs)) {
+      if (group.length > 0 && compareRows(group[0]!, r) !== 0) {
+        yield groupOf(site, group);
+        group = [];
+      }
+      group.push(r);
+    }
+    if (group.length > 0) yield groupOf(site, group);
+  }
+
+  /** Every row of the range in (ts, id) order, marks without their event included. */
+  private async *rows(site: string, fromMs: number, toMs: number): AsyncGenerator<cassandra.types.Row> {
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
     // Events before now - retention have expired: their partitions need no visit.
     const from = Math.ceil(this.retentionMs === null ? fromMs : Math.max(fromMs, this.now() - this.retentionMs));
@@ -137,9 +230,7 @@ export class CassandraRawArchive implements RawArchive {
       const lo = Math.max(from, hour * HOUR_MS);
       const hi = Math.min(to, (hour + 1) * HOUR_MS);
       if (this.shards === 1) {
-        for await (const page of pagedRows(this.client, this.selectHour, [site, hour, 0, lo, hi], this.fetchSize)) {
-          for (const r of page) yield eventFrom(site, r);
-        }
+        for await (const page of pagedRows(this.client, this.selectHour, [site, hour, 0, lo, hi], this.fetchSize)) yield* page;
       } else {
         yield* this.mergeShards(site, hour, lo, hi);
       }
@@ -147,16 +238,16 @@ export class CassandraRawArchive implements RawArchive {
   }
 
   /** The shards of one hour, each already in (ts, id) order, merged into that order. */
-  private async *mergeShards(site: string, hour: number, lo: number, hi: number): AsyncGenerator<EnrichedEvent> {
+  private async *mergeShards(site: string, hour: number, lo: number, hi: number): AsyncGenerator<cassandra.types.Row> {
     const heads = await Promise.all(Array.from({ length: this.shards }, async (_, shard) => {
-      const cursor = new ShardCursor(pagedRows(this.client, this.selectHour, [site, hour, shard, lo, hi], this.fetchSize), site);
+      const cursor = new ShardCursor(pagedRows(this.client, this.selectHour, [site, hour, shard, lo, hi], this.fetchSize));
       await cursor.advance();
       return cursor;
     }));
     let live = heads.filter((c) => c.head !== null);
     while (live.length > 0) {
       let min = live[0]!;
-      for (const c of live) if (compareArchived(c.head!, min.head!) < 0) min = c;
+      for (const c of live) if (compareRows(c.head!, min.head!) < 0) min = c;
       yield min.head!;
       await min.advance();
       if (min.head === null) live = live.filter((c) => c !== min);
@@ -170,11 +261,11 @@ export class CassandraRawArchive implements RawArchive {
 }
 
 class ShardCursor {
-  head: EnrichedEvent | null = null;
+  head: cassandra.types.Row | null = null;
   private page: cassandra.types.Row[] = [];
   private index = 0;
 
-  constructor(private readonly pages: AsyncGenerator<cassandra.types.Row[]>, private readonly site: string) {}
+  constructor(private readonly pages: AsyncGenerator<cassandra.types.Row[]>) {}
 
   async advance(): Promise<void> {
     while (this.index >= this.page.length) {
@@ -186,7 +277,7 @@ class ShardCursor {
       this.page = next.value;
       this.index = 0;
     }
-    this.head = eventFrom(this.site, this.page[this.index++]!);
+    this.head = this.page[this.index++]!;
   }
 }
 
@@ -200,10 +291,48 @@ export function shardOf(id: string, shards: number): number {
   return createHash('sha1').update(id).digest().readUInt32BE(0) % shards;
 }
 
-function checkEvent(e: EnrichedEvent): void {
+function compareRows(a: cassandra.types.Row, b: cassandra.types.Row): number {
+  return compareArchived({ ts: toNumber(a.get('ts')), id: String(a.get('id')) }, { ts: toNumber(b.get('ts')), id: String(b.get('id')) });
+}
+
+async function requireColumns(client: cassandra.Client, keyspace: string): Promise<void> {
+  const rs = await client.execute('SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?', [keyspace, 'raw_events']);
+  const present = new Set(rs.rows.map((r) => String(r.get('column_name'))));
+  const missing = REQUIRED_COLUMNS.filter((c) => !present.has(c));
+  if (missing.length > 0) {
+    throw new Error(`keyspace ${keyspace}: raw_events lacks column(s) ${missing.join(', ')}: apply the schema migrations first (adapters/cassandra/migrations.ts, RAW_EVENTS_LATE_MARKS_CQL)`);
+  }
+}
+
+/** A set<text> cell: the driver gives null for an empty or absent set. */
+function setOf(v: unknown): string[] {
+  return Array.isArray(v) ? v.map(String) : [];
+}
+
+function checkEvent(e: Pick<EnrichedEvent, 'site' | 'id' | 'ts'>): void {
   if (typeof e.site !== 'string' || e.site === '') throw new TypeError('archived event without a site');
   if (typeof e.id !== 'string' || e.id === '') throw new TypeError(`archived event of ${e.site} without an id`);
   if (!Number.isSafeInteger(e.ts)) throw new TypeError(`archived event ${e.id} has a bad ts: ${e.ts}`);
+}
+
+interface RowGroup {
+  readonly rows: readonly cassandra.types.Row[];
+  /** Null when the rows hold only late marks (the event not archived yet). */
+  readonly event: ArchivedEvent | null;
+}
+
+function groupOf(site: string, rows: readonly cassandra.types.Row[]): RowGroup {
+  const withRecord = rows.find((r) => r.get('record') !== null);
+  if (!withRecord) return { rows, event: null };
+  const e = eventFrom(site, withRecord);
+  const late = isLate(rows.flatMap((r) => setOf(r.get('copies'))), rows.flatMap((r) => setOf(r.get('late'))));
+  return { rows, event: late ? { ...e, late: true } : e };
+}
+
+/** A row's full primary key, its own shard included. */
+function keyOf(site: string, r: cassandra.types.Row): unknown[] {
+  const ts = toNumber(r.get('ts'));
+  return [site, hourOf(ts), Number(r.get('shard')), ts, String(r.get('id'))];
 }
 
 function eventFrom(site: string, r: cassandra.types.Row): EnrichedEvent {
