@@ -1,10 +1,10 @@
 /**
  * The raw-archive path: answers filtered queries, which per-dimension rollups cannot answer
  * exactly (a cell of one dimension says nothing about another dimension's values of the same
- * events). Scans the archived events from the UTC midnight at or before the first span — visitor
- * ids rotate daily, so no visit crosses a UTC midnight and the fold starts from no state — to
- * the end of the last, folds visits with sessions.ts exactly as the aggregator does, and keeps
- * the contributions of in-range events that pass every filter:
+ * events). Scans the archived events from `lookbackMs` before the UTC midnight at or before the
+ * first span (see "Where the scan starts") to the end of the last, folds visits with
+ * sessions.ts exactly as the aggregator does, and keeps the contributions of in-range events
+ * that pass every filter:
  * - session dimensions are tested on the visit's entry values, event dimensions (page, event,
  *   prop:<key>) on the event's own, as rollup.ts attributes them;
  * - `exit_page` filters and breakdowns work on the exit deltas (+1 visit at the event's path,
@@ -14,13 +14,38 @@
  * Visitors are unioned in sketches of the same precisions as the rollups' (totals 14, cells 11),
  * so a filter on one value of a session dimension gives the numbers of that value's rollup cell.
  *
- * What it cannot know: which events the aggregator judged late beyond the allowed lateness
- * (the archive keeps every accepted event, late or not). They count here.
- * Stops with QUERY_TOO_LARGE after `maxEvents` events read (warm-up events included).
+ * Which events: exactly those the active rollups count (raw-archive.ts, "Late marks"). Events
+ * the aggregator judged late beyond the allowed lateness read as `late` and are skipped, in
+ * range and in the warm-up alike (the aggregator never folded them into any visit). The mark
+ * reaches the archive a little after the event (through the late lane and the event tap): for
+ * that short moment a filtered query counts the late event. Days a reprocess recomputed have
+ * their marks cleared, as their rollups now count those events.
+ *
+ * Where the scan starts. Visitor ids rotate at the UTC midnight M of the RECEIVED time
+ * (ingest/visitor-id.ts), not of the event time, so a visit can cross M: an event timed just
+ * before M but received after it has the id of the events after M. The fold must see every
+ * counted event of such a visit, so it starts `lookbackMs` before M. Why that is enough: an
+ * event received after M was counted only if its bucket was open, that is, its time was at
+ * most allowedLatenessMs + one minute (the bucket) behind the partition's watermark then; the
+ * watermark trails the newest event time by maxOutOfOrderMs, and the newest event time trails
+ * the wall clock (≥ M) by at most idleAdvanceMs in a quiet partition (idle advance) and by the
+ * sources' delivery delay and clock skew in a busy one. So
+ *   lookbackMs ≥ allowedLatenessMs + maxOutOfOrderMs + idleAdvanceMs + 1 min,
+ * and never less than MIN_RAW_LOOKBACK_MS (2 h), the allowance for delay and skew
+ * (rawScanLookbackMs). Events before M - lookbackMs with the new id were late: never counted.
+ * Folding extra events of the previous day's ids changes nothing in range (their ids differ),
+ * and a visit that the fold sees starting at M - lookbackMs is never one an in-range event
+ * continues, except in this case: an in-range event received shortly before M (a source clock
+ * ahead of ours, by at most ingest.maxFutureSkewMs) carries the previous day's id, and the
+ * fold sees that visit only from M - lookbackMs on. Events with no visitor (anonymous) fold
+ * as visits of their own, wherever the scan starts.
+ *
+ * Stops with QUERY_TOO_LARGE after `maxEvents` events read (warm-up and late events included).
  */
 import type { Goal } from '../../protocol/schema.js';
 import { PRECISION } from '../aggregate/hyperloglog.js';
-import type { RawArchive } from '../aggregate/raw-archive.js';
+import type { Config } from '../config.js';
+import type { ArchivedEvent, RawArchive } from '../aggregate/raw-archive.js';
 import { DIMENSION_SKETCH_PRECISION, type Counts } from '../aggregate/rollup.js';
 import { SessionFold, type EventContribution } from '../aggregate/sessions.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
@@ -32,10 +57,21 @@ import { goalScope, newSpanResult, type SpanResult } from './rollup-reader.js';
 import type { UtcRange } from './time-range.js';
 
 const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+
+/** The least lookback before a UTC midnight: room for sources' delivery delay and clock skew. */
+export const MIN_RAW_LOOKBACK_MS = 2 * 3_600_000;
+
+/** The scan's lookback before the UTC midnight for the aggregator's settings (see the header). */
+export function rawScanLookbackMs(aggregate: Pick<Config['aggregate'], 'allowedLatenessMs' | 'maxOutOfOrderMs' | 'idleAdvanceMs'>): number {
+  return Math.max(MIN_RAW_LOOKBACK_MS, aggregate.allowedLatenessMs + aggregate.maxOutOfOrderMs + aggregate.idleAdvanceMs + MINUTE_MS);
+}
 
 export interface RawReadOptions {
   readonly maxEvents: number;
   readonly sessionTimeoutMs: number;
+  /** How long before the UTC midnight at or before the first span the fold starts: rawScanLookbackMs(config.aggregate). Default MIN_RAW_LOOKBACK_MS. */
+  readonly lookbackMs?: number;
 }
 
 export interface RawReadResult {
@@ -96,9 +132,11 @@ export async function readRaw(archive: RawArchive, spec: QuerySpec, spans: reado
   const ref = spec.dimension?.ref ?? null;
   const exitMode = ref?.kind === 'exit' || exitFilters.length > 0;
 
-  const scanFrom = Math.floor(spans[0]!.fromMs / DAY_MS) * DAY_MS;
+  const lookbackMs = options.lookbackMs ?? MIN_RAW_LOOKBACK_MS;
+  if (!Number.isSafeInteger(lookbackMs) || lookbackMs < 0) throw new RangeError(`lookbackMs must be a non-negative integer, got ${lookbackMs}`);
+  const scanFrom = Math.floor(spans[0]!.fromMs / DAY_MS) * DAY_MS - lookbackMs;
   const scanTo = spans[spans.length - 1]!.toMs;
-  const fold = new SessionFold<EnrichedEvent>({ sessionTimeoutMs: options.sessionTimeoutMs });
+  const fold = new SessionFold<ArchivedEvent>({ sessionTimeoutMs: options.sessionTimeoutMs });
   let scanned = 0;
   let span = 0;
 
@@ -115,6 +153,7 @@ export async function readRaw(archive: RawArchive, spec: QuerySpec, spans: reado
     if (++scanned > options.maxEvents) {
       throw new SluiceError('QUERY_TOO_LARGE', `a filtered query reads raw events, and this one would read more than ${options.maxEvents}; narrow the date range`);
     }
+    if (e.late) continue; // not counted by the aggregator, nor part of any visit it folded
     const c = fold.push(e);
     if (!c) continue;
     while (span < spans.length && e.ts >= spans[span]!.toMs) span++;
