@@ -71,12 +71,13 @@ export class StreamOutbox implements StreamControl {
     this.pump();
   }
 
-  /** Ends the stream with an error at once (errors need no credit). */
+  /** Ends the stream with an error at once (errors need no credit); the producer is told to stop. */
   fail(error: unknown): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
     this.latest = undefined;
+    this.abort.abort();
     this.release();
     this.sink.error(error);
   }

@@ -47,7 +47,7 @@
  * the events topic and `append` to them (their headers carry `reason` and the source position).
  */
 import { CompressionTypes, Kafka, Partitioners, type Admin, type ITopicMetadata, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
-import type { ConsumeOptions, EventLog, GroupConsumer, LogRecord } from '../../ingest/event-log.js';
+import type { CommittedOffset, ConsumeOptions, EventLog, GroupConsumer, LogRecord } from '../../ingest/event-log.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { KafkaEventLogError, toKafkaEventLogError } from './kafka-event-log-error.js';
 import { KafkaGroupConsumer, type KafkaConsumerSettings } from './kafka-group-consumer.js';
@@ -408,6 +408,43 @@ export class KafkaEventLog implements EventLog {
       return { state: g?.state ?? 'Dead', members: g?.members.length ?? 0 };
     } catch (e) {
       throw toKafkaEventLogError(e, `describing group ${groupId}`, this.brokers);
+    }
+  }
+
+  /**
+   * Commits `offsets` (index = partition, offset and metadata) for `groupId`, as a member of the
+   * group: it joins, waits until every partition is assigned to it, commits, and leaves. The
+   * group must have no other member (groupMembers): a running member would share the
+   * partitions and overwrite the commits. kafkajs's admin.setOffsets cannot carry commit
+   * metadata, which the aggregator's restart needs (aggregator.ts), hence a member.
+   */
+  async commitGroupOffsets(groupId: string, topic: string, offsets: readonly CommittedOffset[], timeoutMs = 60_000): Promise<void> {
+    const assigned = new Set<number>();
+    let allAssigned!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      allAssigned = resolve;
+    });
+    const member = await this.consume({
+      topic, groupId, fromBeginning: true,
+      handlers: {
+        onAssigned: async (partition) => {
+          assigned.add(partition);
+          if (assigned.size >= offsets.length) allAssigned();
+        },
+        onRevoked: async () => {},
+        // Records fetched meanwhile are not processed: only the commits below are made.
+        onBatch: async () => {},
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([ready, new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new KafkaEventLogError(`group ${groupId} did not assign all ${offsets.length} partitions of ${topic} to one member within ${timeoutMs} ms: is another member running?`, true)), timeoutMs);
+      })]);
+      for (let p = 0; p < offsets.length; p++) await member.commit(p, offsets[p]!);
+    } finally {
+      clearTimeout(timer);
+      await member.stop();
     }
   }
 
