@@ -1,7 +1,7 @@
 /** The RawArchive contract, run against every implementation. Sites are unique per test. */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import type { RawArchive } from '../../src/aggregate/raw-archive.js';
+import type { ArchivedEvent, LateMark, RawArchive } from '../../src/aggregate/raw-archive.js';
 import type { EnrichedEvent } from '../../src/ingest/enriched-event.js';
 
 export interface RawArchiveFixture {
@@ -29,11 +29,19 @@ export function rawEvent(site: string, id: string, ts: number, extra: Partial<En
   };
 }
 
-async function all(it: AsyncIterable<EnrichedEvent>): Promise<EnrichedEvent[]> {
-  const out: EnrichedEvent[] = [];
+async function all(it: AsyncIterable<ArchivedEvent>): Promise<ArchivedEvent[]> {
+  const out: ArchivedEvent[] = [];
   for await (const e of it) out.push(e);
   return out;
 }
+
+/** [id, late] of each event read, in order. */
+async function lateness(it: AsyncIterable<ArchivedEvent>): Promise<Array<[string, boolean]>> {
+  return (await all(it)).map((e) => [e.id, e.late === true]);
+}
+
+const at = (partition: number, offset: number) => ({ partition, offset });
+const mark = (e: EnrichedEvent, partition: number, offset: number): LateMark => ({ site: e.site, ts: e.ts, id: e.id, position: at(partition, offset) });
 
 export function rawArchiveContract(name: string, setup: (options: RawArchiveSetup) => Promise<RawArchiveFixture>): void {
   describe(`RawArchive contract: ${name}`, function () {
@@ -140,6 +148,93 @@ export function rawArchiveContract(name: string, setup: (options: RawArchiveSetu
         if (firstFew.length === 3) break;
       }
       expect(firstFew).to.deep.equal(['e000', 'e001', 'e002']);
+    });
+
+    it('reads an event as late once its copy is marked, and only that event; others carry no late field', async () => {
+      const archive = await open();
+      const [a, b, c] = [rawEvent(site, 'a', t0 + 1), rawEvent(site, 'b', t0 + 2), rawEvent(site, 'c', t0 + HOUR + 3)];
+      await archive.archive([a, b, c], [at(0, 10), at(0, 11), at(1, 4)]);
+      await archive.markLate([mark(b, 0, 11)]);
+      const got = await all(archive.read(site, t0, t0 + 2 * HOUR));
+      expect(got).to.deep.equal([a, { ...b, late: true }, c]);
+      expect(Object.prototype.hasOwnProperty.call(got[0], 'late')).to.equal(false);
+      // Marking again, and archiving again, change nothing.
+      await archive.markLate([mark(b, 0, 11), mark(b, 0, 11)]);
+      await archive.archive([b], [at(0, 11)]);
+      expect(await lateness(archive.read(site, t0, t0 + 2 * HOUR))).to.deep.equal([['a', false], ['b', true], ['c', false]]);
+    });
+
+    it('takes a mark that comes before its event; a mark alone reads as nothing', async () => {
+      const archive = await open();
+      const e = rawEvent(site, 'early-mark', t0 + MINUTE);
+      await archive.markLate([mark(e, 2, 7)]);
+      expect(await all(archive.read(site, t0, t0 + HOUR))).to.deep.equal([]);
+      await archive.archive([e], [at(2, 7)]);
+      expect(await all(archive.read(site, t0, t0 + HOUR))).to.deep.equal([{ ...e, late: true }]);
+    });
+
+    it('is late only when every copy archived was marked: a late retry of a counted event stays counted', async () => {
+      const archive = await open();
+      const counted = rawEvent(site, 'retried', t0 + MINUTE);
+      const lost = rawEvent(site, 'offline', t0 + 2 * MINUTE);
+      // `retried` reached the log twice (offsets 3 and 90): the first copy counted, the retry
+      // came after its bucket closed. `offline` came twice, late both times.
+      await archive.archive([counted, lost], [at(0, 3), at(0, 4)]);
+      await archive.archive([counted, lost], [at(0, 90), at(0, 91)]);
+      await archive.markLate([mark(counted, 0, 90), mark(lost, 0, 4), mark(lost, 0, 91)]);
+      expect(await lateness(archive.read(site, t0, t0 + HOUR))).to.deep.equal([['retried', false], ['offline', true]]);
+    });
+
+    it('never reads an event archived without positions as late, and never stores the late field', async () => {
+      const archive = await open();
+      const e = rawEvent(site, 'no-position', t0);
+      await archive.archive([e]);
+      await archive.markLate([mark(e, 0, 0)]);
+      expect(await lateness(archive.read(site, t0, t0 + HOUR))).to.deep.equal([['no-position', false]]);
+      // An event read back as late, archived again elsewhere, is stored as its record alone.
+      const f = rawEvent(site, 'copied', t0 + 1);
+      await archive.archive([{ ...f, late: true } as ArchivedEvent]);
+      const got = (await all(archive.read(site, t0, t0 + HOUR))).find((x) => x.id === 'copied');
+      expect(got).to.deep.equal(f);
+    });
+
+    it('clears the marks of one site\'s archived events in a range, and no other', async () => {
+      const archive = await open();
+      const other = `${site}-other`;
+      const evs = [rawEvent(site, 'in-1', t0 + 1), rawEvent(site, 'in-2', t0 + HOUR + 1), rawEvent(site, 'after', t0 + 2 * HOUR), rawEvent(other, 'in-1', t0 + 1)];
+      await archive.archive(evs, evs.map((_, i) => at(0, i)));
+      await archive.markLate(evs.map((e, i) => mark(e, 0, i)));
+      // A mark whose event is not archived yet was not folded by a reprocess either: it stays.
+      const pending = rawEvent(site, 'pending', t0 + 5);
+      await archive.markLate([mark(pending, 0, 99)]);
+      expect(await archive.clearLate(site, t0, t0 + 2 * HOUR)).to.equal(2);
+      await archive.archive([pending], [at(0, 99)]);
+      expect(await lateness(archive.read(site, t0, t0 + 3 * HOUR))).to.deep.equal([['in-1', false], ['pending', true], ['in-2', false], ['after', true]]);
+      expect(await lateness(archive.read(other, t0, t0 + 3 * HOUR))).to.deep.equal([['in-1', true]]);
+      expect(await archive.clearLate(site, t0, t0 + 2 * HOUR)).to.equal(1);
+      // Marks that come after a clear count again.
+      await archive.markLate([mark(evs[0]!, 0, 0)]);
+      expect((await lateness(archive.read(site, t0, t0 + HOUR)))[0]).to.deep.equal(['in-1', true]);
+    });
+
+    it('erasure takes an event\'s marks with it', async () => {
+      const archive = await open();
+      const e = rawEvent(site, 'erased', t0, { visitorId: 'c'.repeat(32) });
+      await archive.archive([e], [at(0, 1)]);
+      await archive.markLate([mark(e, 0, 1)]);
+      expect(await archive.deleteVisitors(site, new Set([e.visitorId]), t0, t0 + HOUR)).to.equal(1);
+      // A replay archives it again from another position: it is not late.
+      await archive.archive([e], [at(0, 2)]);
+      expect(await lateness(archive.read(site, t0, t0 + HOUR))).to.deep.equal([['erased', false]]);
+    });
+
+    it('drops marks of events already past retention', async () => {
+      const archive = await open({ retentionMs: HOUR });
+      const now = Date.now();
+      const old = rawEvent(site, 'old', now - 2 * HOUR);
+      await archive.markLate([mark(old, 0, 1)]);
+      await archive.archive([old], [at(0, 1)]);
+      expect(await all(archive.read(site, now - 3 * HOUR, now + HOUR))).to.deep.equal([]);
     });
   });
 }

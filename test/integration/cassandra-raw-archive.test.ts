@@ -1,22 +1,35 @@
 /**
  * CassandraRawArchive against a real node, beyond the contract: TTLs counted from event time,
- * sharded partitions, raising the shard count, unknown record formats failing loudly.
+ * sharded partitions, raising the shard count, unknown record formats failing loudly, the
+ * late-mark columns (required at connect; marks and copies across a shard raise).
+ *
+ * The keyspace here is migrated with the late-mark columns (RAW_EVENTS_LATE_MARKS_CQL) added
+ * when the shared migration list does not have them yet, and the contract runs against it.
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { CassandraRawArchive, type CassandraRawArchiveOptions } from '../../src/adapters/cassandra/cassandra-raw-archive.js';
+import { CassandraRawArchive, RAW_EVENTS_LATE_MARKS_CQL, shardOf, type CassandraRawArchiveOptions } from '../../src/adapters/cassandra/cassandra-raw-archive.js';
 import { createTestKeyspace, type TestKeyspace } from '../../src/adapters/cassandra/cassandra-test-kit.js';
-import type { EnrichedEvent } from '../../src/ingest/enriched-event.js';
-import { rawEvent } from '../contract/raw-archive.contract.js';
+import { MIGRATIONS, type Migration } from '../../src/adapters/cassandra/migrations.js';
+import type { ArchivedEvent } from '../../src/aggregate/raw-archive.js';
+import { rawArchiveContract, rawEvent } from '../contract/raw-archive.contract.js';
 import { stackEndpoints } from '../support/stack-fixture.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-async function all(it: AsyncIterable<EnrichedEvent>): Promise<EnrichedEvent[]> {
-  const out: EnrichedEvent[] = [];
+async function all(it: AsyncIterable<ArchivedEvent>): Promise<ArchivedEvent[]> {
+  const out: ArchivedEvent[] = [];
   for await (const e of it) out.push(e);
   return out;
+}
+
+/** The shared migrations, with the late-mark columns appended while the list lacks them. */
+function withLateMarks(): readonly Migration[] {
+  const has = MIGRATIONS.some((m) => RAW_EVENTS_LATE_MARKS_CQL.every((cql) => m.statements.includes(cql)));
+  if (has) return MIGRATIONS;
+  const version = Math.max(...MIGRATIONS.map((m) => m.version)) + 1;
+  return [...MIGRATIONS, { version, name: 'raw events: late marks (test keyspace)', statements: RAW_EVENTS_LATE_MARKS_CQL }];
 }
 
 describe('CassandraRawArchive (real node)', function () {
@@ -35,9 +48,19 @@ describe('CassandraRawArchive (real node)', function () {
 
   before(async () => {
     const s = stackEndpoints();
-    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter });
+    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter }, { migrations: withLateMarks() });
   });
   after(async () => ks?.drop());
+
+  rawArchiveContract('cassandra (late-mark columns)', async ({ retentionMs }) => {
+    const archive = await open({ retentionMs, fetchSize: 7 });
+    return { archive, close: async () => {} };
+  });
+  rawArchiveContract('cassandra (late-mark columns), 3 shards an hour', async ({ retentionMs }) => {
+    const archive = await open({ retentionMs, shards: 3, fetchSize: 7 });
+    return { archive, close: async () => {} };
+  });
+
   beforeEach(() => {
     site = `s-${randomUUID().slice(0, 8)}`;
     t0 = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
@@ -93,5 +116,44 @@ describe('CassandraRawArchive (real node)', function () {
       err = e;
     }
     expect(String(err)).to.match(/record format 99, newer than this code reads/);
+  });
+
+  it('refuses to connect to a keyspace without the late-mark columns, naming them', async () => {
+    const s = stackEndpoints();
+    const bare = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter }, {
+      migrations: MIGRATIONS.filter((m) => !RAW_EVENTS_LATE_MARKS_CQL.some((cql) => m.statements.includes(cql))),
+    });
+    try {
+      let err: unknown;
+      try {
+        archives.push(await CassandraRawArchive.connect(bare.options));
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).to.match(/raw_events lacks column\(s\) copies, late: apply the schema migrations/);
+    } finally {
+      await bare.drop();
+    }
+  });
+
+  it('after a shard raise, reads copies and marks of one event from both of its rows, and erases both', async () => {
+    const before = await open({ shards: 1 });
+    const e = rawEvent(site, 'moved-on', t0 + 1, { visitorId: 'd'.repeat(32) });
+    const ids = Array.from({ length: 40 }, (_, i) => `id-${i}`);
+    // An id the raised count puts in another shard than 0.
+    const id = ids.find((x) => shardOf(x, 4) !== 0)!;
+    const moved = { ...e, id };
+    await before.archive([moved], [{ partition: 0, offset: 5 }]);
+    const after = await open({ shards: 4 });
+    // The retry's copy and both marks land in the new shard's row.
+    await after.archive([moved], [{ partition: 0, offset: 9 }]);
+    await after.markLate([{ site, ts: moved.ts, id, position: { partition: 0, offset: 9 } }]);
+    expect(await all(after.read(site, t0, t0 + HOUR))).to.deep.equal([moved]);
+    await after.markLate([{ site, ts: moved.ts, id, position: { partition: 0, offset: 5 } }]);
+    expect(await all(after.read(site, t0, t0 + HOUR))).to.deep.equal([{ ...moved, late: true }]);
+    expect(await after.clearLate(site, t0, t0 + HOUR)).to.equal(1);
+    expect(await all(after.read(site, t0, t0 + HOUR))).to.deep.equal([moved]);
+    expect(await after.deleteVisitors(site, new Set([moved.visitorId]), t0, t0 + HOUR)).to.equal(1);
+    expect(await ks!.query(`SELECT id FROM ${ks!.keyspace}.raw_events WHERE site = ? AND hour = ? AND shard IN (0, 1, 2, 3)`, [site, Math.floor(t0 / HOUR)])).to.deep.equal([]);
   });
 });
