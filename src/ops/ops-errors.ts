@@ -1,13 +1,13 @@
 /**
- * The errors of the ops routes, by kind. protocol/ops.md documents the codes each kind is meant
- * to have (OPS_*); until those codes are in the catalog (protocol/errors.ts, owned elsewhere),
- * each kind goes out with the closest existing code, named here and only here, so switching to
- * the new codes is a change of this table.
+ * The errors of the ops routes, by kind. protocol/ops.md documents the code of each kind
+ * (OPS_*). A kind goes out with its OPS_* code once the catalog (protocol/errors.ts) has it;
+ * until then with the closest existing code (OPS_FALLBACK_CODES), its OPS_* code leading the
+ * message, so clients can already tell the kinds apart.
  */
-import type { ErrorCode } from '../../protocol/errors.js';
+import { isErrorCode, type ErrorCode } from '../../protocol/errors.js';
 import { SluiceError } from '../errors.js';
 
-export const OPS_ERROR_CODES = {
+export const OPS_FALLBACK_CODES = {
   /** OPS_INVALID: a malformed range, an unknown option combination. */
   invalid: 'ADMIN_INVALID',
   /** OPS_NOT_FINAL: the range reaches into days not final yet (retry later). */
@@ -26,7 +26,7 @@ export const OPS_ERROR_CODES = {
   interrupted: 'INTERNAL',
 } as const satisfies Record<string, ErrorCode>;
 
-export type OpsErrorKind = keyof typeof OPS_ERROR_CODES;
+export type OpsErrorKind = keyof typeof OPS_FALLBACK_CODES;
 
 /** The intended catalog code of each kind (protocol/ops.md), carried in the message meanwhile. */
 export const OPS_INTENDED_CODES: Readonly<Record<OpsErrorKind, string>> = {
@@ -40,9 +40,16 @@ export const OPS_INTENDED_CODES: Readonly<Record<OpsErrorKind, string>> = {
   interrupted: 'OPS_INTERRUPTED',
 };
 
+/** The code a kind goes out with now: its own when the catalog has it. */
+export function opsCodeOf(kind: OpsErrorKind): ErrorCode {
+  const own = OPS_INTENDED_CODES[kind];
+  return isErrorCode(own) ? own : OPS_FALLBACK_CODES[kind];
+}
+
 export class OpsError extends SluiceError {
   constructor(readonly kind: OpsErrorKind, message: string, options?: { cause?: unknown }) {
-    super(OPS_ERROR_CODES[kind], `${OPS_INTENDED_CODES[kind]}: ${message}`, options);
+    const code = opsCodeOf(kind);
+    super(code, code === OPS_INTENDED_CODES[kind] ? message : `${OPS_INTENDED_CODES[kind]}: ${message}`, options);
   }
 }
 
