@@ -262,42 +262,83 @@ function headerOf(bytes: Uint8Array, expectedPrecision: number | undefined): Sha
 }
 
 /**
- * Reads the pairs of a sparse blob (header already checked), handing each to `visit` in order;
- * returns how many. Validates as fromBytes always did: bounds, strict order, rho range, no
- * trailing bytes. `visit` may have been called for a prefix when it throws.
+ * Reads the pairs of a sparse blob (header already checked) into SPARSE_SCRATCH, in order, and
+ * returns how many (with `countOnly`, only the count, the pairs unread); with `into`, applies
+ * them to those dense registers instead of keeping them (a merge into a dense sketch: one pass,
+ * nothing stored). Validates as fromBytes always did: bounds, strict order, rho range, no
+ * trailing bytes. No closure, no allocation (beyond growing the scratch once): it runs for every
+ * sparse sketch a query or a roll merges, so it is written for speed.
  */
-function readSparse(bytes: Uint8Array, shape: Shape, visit: (entry: number, i: number) => void, countOnly = false): number {
+function readSparse(bytes: Uint8Array, shape: Shape, countOnly = false, into: Uint8Array | null = null): number {
+  const end = bytes.length;
   let pos = HEADER_BYTES;
-  const readVarint = (): number => {
-    let value = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      if (pos >= bytes.length) throw new HyperLogLogFormatError('sparse sketch truncated');
-      const b = bytes[pos++]!;
-      value += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return value;
-    }
-    throw new HyperLogLogFormatError('varint longer than 5 bytes');
-  };
-  const count = readVarint();
+  // The pair count, a varint of at most 5 bytes.
+  let count = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (shift >= 35) throw new HyperLogLogFormatError('varint longer than 5 bytes');
+    if (pos >= end) throw new HyperLogLogFormatError('sparse sketch truncated');
+    const b = bytes[pos++]!;
+    count += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) === 0) break;
+  }
   if (count > shape.sparseMaxEntries) throw new HyperLogLogFormatError(`sparse sketch of ${count} pairs, at most ${shape.sparseMaxEntries}`);
   // Each pair takes at least one byte: refuse a count the blob cannot hold before allocating for it.
-  if (count > bytes.length - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
+  if (count > end - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
   if (countOnly) return count;
+  if (into === null && SPARSE_SCRATCH.length < count) SPARSE_SCRATCH = new Float64Array(Math.max(count, SPARSE_SCRATCH.length * 2));
+  const out = SPARSE_SCRATCH;
+  const extraBits = shape.extraBits;
+  const extraMask = (1 << extraBits) - 1;
+  const clzBase = 32 - extraBits - 1;
   let entry = 0;
   let lastIndex = -1;
   for (let i = 0; i < count; i++) {
-    entry += readVarint();
-    const index = Math.floor(entry / 64);
-    const rho = entry % 64;
-    if (index >= SPARSE_SLOTS) throw new HyperLogLogFormatError(`sparse index ${index} out of range`);
+    // Mostly three or four bytes (pairs are ~2^31 / count apart); five only for a lone pair.
+    let b = pos < end ? bytes[pos++]! : 256;
+    let delta = b & 0x7f;
+    if (b >= 0x80) {
+      b = pos < end ? bytes[pos++]! : 256;
+      delta |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        b = pos < end ? bytes[pos++]! : 256;
+        delta |= (b & 0x7f) << 14;
+        if (b >= 0x80) {
+          b = pos < end ? bytes[pos++]! : 256;
+          delta |= (b & 0x7f) << 21;
+          if (b >= 0x80) {
+            b = pos < end ? bytes[pos++]! : 256;
+            delta += (b & 0x7f) * 2 ** 28;
+          }
+        }
+      }
+    }
+    if (b >= 0x80) throw new HyperLogLogFormatError(b === 256 ? 'sparse sketch truncated' : 'varint longer than 5 bytes');
+    entry += delta;
+    if (entry >= SPARSE_SLOTS * 64) throw new HyperLogLogFormatError(`sparse index ${Math.floor(entry / 64)} out of range`);
+    // entry < 2^31 from here: bit operations are exact.
+    const index = entry >>> 6;
+    const rho = entry & 63;
     if (index <= lastIndex) throw new HyperLogLogFormatError('sparse pairs not strictly increasing');
     if (rho < 1 || rho > SPARSE_MAX_RHO) throw new HyperLogLogFormatError(`sparse rho ${rho} out of range`);
-    visit(entry, i);
     lastIndex = index;
+    if (into === null) {
+      out[i] = entry;
+    } else {
+      // applyToDense, inlined.
+      const extra = index & extraMask;
+      const denseRho = extra !== 0 ? Math.clz32(extra) - clzBase : extraBits + rho;
+      const r = index >>> extraBits;
+      if (denseRho > into[r]!) into[r] = denseRho;
+    }
   }
-  if (pos !== bytes.length) throw new HyperLogLogFormatError(`${bytes.length - pos} trailing bytes after sparse sketch`);
+  if (pos !== end) throw new HyperLogLogFormatError(`${end - pos} trailing bytes after sparse sketch`);
   return count;
 }
+
+/** Where readSparse leaves the pairs of the blob it read last (valid until the next read). */
+let SPARSE_SCRATCH = new Float64Array(1024);
+/** Where mergeSparse builds a union before copying it back. */
+let MERGE_SCRATCH = new Float64Array(1024);
 
 /**
  * A mutable sketch. `add` and `merge` change it in place (merging many buckets into one union
@@ -332,10 +373,9 @@ export class HyperLogLog {
       checkRegisters(registers, shape);
       return new HyperLogLog(shape, null, registers);
     }
-    const entries: number[] = [];
-    readSparse(bytes, shape, (entry) => {
-      entries.push(entry);
-    });
+    const n = readSparse(bytes, shape);
+    const entries = new Array<number>(n);
+    for (let i = 0; i < n; i++) entries[i] = SPARSE_SCRATCH[i]!;
     return new HyperLogLog(shape, entries, null);
   }
 
@@ -352,7 +392,7 @@ export class HyperLogLog {
     const shape = headerOf(bytes, expectedPrecision);
     let n: number;
     if (bytes[1] === FORMAT_SPARSE) {
-      n = sparseCount(readSparse(bytes, shape, () => {}, true));
+      n = sparseCount(readSparse(bytes, shape, true));
     } else {
       HISTOGRAM.fill(0);
       const maxRho = shape.maxRho;
@@ -375,6 +415,16 @@ export class HyperLogLog {
     KNOWN_COUNTS.set(bytes, count);
   }
 
+  /**
+   * The value's pair: what `add(value)` adds, as a number (index' at p' = 25, and rho'),
+   * the same at every precision. For code that adds one value to many sketches (a minute
+   * bucket's and each of its dimension cells'): hash once, then `addEntry` to each.
+   */
+  static entryOf(value: string): number {
+    hash64(value);
+    return sparseEntry(HASH_HI, HASH_LO);
+  }
+
   /** The sketch's precision p (2^p dense registers). */
   get precision(): number {
     return this.shape.p;
@@ -382,7 +432,11 @@ export class HyperLogLog {
 
   add(value: string): void {
     hash64(value);
-    const entry = sparseEntry(HASH_HI, HASH_LO);
+    this.addEntry(sparseEntry(HASH_HI, HASH_LO));
+  }
+
+  /** `add` of a value whose `entryOf` this is. */
+  addEntry(entry: number): void {
     if (this.dense) {
       applyToDense(this.dense, this.shape.extraBits, entry);
       return;
@@ -426,9 +480,9 @@ export class HyperLogLog {
   /**
    * `merge(HyperLogLog.fromBytes(bytes, this.precision))` without building the other sketch:
    * dense registers are maxed straight from the blob, sparse pairs applied as they are read.
-   * Throws HyperLogLogFormatError when the blob is malformed or of another precision; on a
-   * precision or header error nothing is changed, on a malformed body the sketch may hold part
-   * of the blob: discard it then.
+   * Throws HyperLogLogFormatError when the blob is malformed or of another precision; nothing
+   * is changed then, except by a dense blob whose registers are out of range (found while
+   * merging): discard the sketch after an error.
    */
   mergeBytes(bytes: Uint8Array): this {
     const shape = headerOf(bytes, this.shape.p);
@@ -446,16 +500,11 @@ export class HyperLogLog {
       return this;
     }
     if (this.dense) {
-      const dense = this.dense;
-      const extraBits = shape.extraBits;
-      readSparse(bytes, shape, (entry) => applyToDense(dense, extraBits, entry));
+      readSparse(bytes, shape, false, this.dense);
       return this;
     }
-    const scratch = sparseScratch(shape.sparseMaxEntries);
-    const n = readSparse(bytes, shape, (entry, i) => {
-      scratch[i] = entry;
-    });
-    this.mergeSparse(scratch, n);
+    const n = readSparse(bytes, shape);
+    this.mergeSparse(SPARSE_SCRATCH, n);
     return this;
   }
 
@@ -511,34 +560,52 @@ export class HyperLogLog {
     return out;
   }
 
-  /** Union of the first `n` sorted pairs of `theirs` into this sparse sketch. */
+  /**
+   * Union of the first `n` sorted pairs of `theirs` into this sparse sketch. Merged into a
+   * scratch buffer and copied back only when something changed: a union of many buckets'
+   * sketches is mostly pairs it already has, and allocating a new array per merge would cost
+   * more than the merge.
+   */
   private mergeSparse(theirs: ArrayLike<number>, n: number): void {
     const mine = this.sparse!;
     if (n === 0) return;
-    const merged: number[] = [];
+    const limit = mine.length + n;
+    if (MERGE_SCRATCH.length < limit) MERGE_SCRATCH = new Float64Array(Math.max(limit, MERGE_SCRATCH.length * 2));
+    const merged = MERGE_SCRATCH;
+    let k = 0;
     let i = 0;
     let j = 0;
+    let changed = false;
     while (i < mine.length && j < n) {
       const a = mine[i]!;
       const b = theirs[j]!;
       const ia = a >>> 6;
       const ib = b >>> 6;
       if (ia < ib) {
-        merged.push(a);
+        merged[k++] = a;
         i++;
       } else if (ib < ia) {
-        merged.push(b);
+        merged[k++] = b;
         j++;
+        changed = true;
       } else {
-        merged.push(a > b ? a : b);
+        if (b > a) {
+          merged[k++] = b;
+          changed = true;
+        } else {
+          merged[k++] = a;
+        }
         i++;
         j++;
       }
     }
-    while (i < mine.length) merged.push(mine[i++]!);
-    while (j < n) merged.push(theirs[j++]!);
-    this.sparse = merged;
-    if (merged.length > this.shape.sparseMaxEntries) this.toDense();
+    while (i < mine.length) merged[k++] = mine[i++]!;
+    if (j < n) changed = true;
+    while (j < n) merged[k++] = theirs[j++]!;
+    if (!changed) return;
+    mine.length = k;
+    for (let x = 0; x < k; x++) mine[x] = merged[x]!;
+    if (k > this.shape.sparseMaxEntries) this.toDense();
   }
 
   private toDense(): void {
@@ -562,12 +629,4 @@ function checkRegisters(registers: Uint8Array, shape: Shape): void {
   for (let i = 0; i < registers.length; i++) {
     if (registers[i]! > shape.maxRho) throw new HyperLogLogFormatError(`register ${i} holds ${registers[i]}, above ${shape.maxRho}`);
   }
-}
-
-/** Scratch for the pairs of one sparse blob being merged (never more than sparseMaxEntries). */
-let SPARSE_SCRATCH = new Float64Array(0);
-
-function sparseScratch(size: number): Float64Array {
-  if (SPARSE_SCRATCH.length < size) SPARSE_SCRATCH = new Float64Array(size);
-  return SPARSE_SCRATCH;
 }

@@ -179,8 +179,9 @@ class WindowCell implements DimCell {
     this.sketch = withVisitors ? HyperLogLog.empty(DIMENSION_SKETCH_PRECISION) : null;
   }
 
-  addVisitor(visitorId: string): void {
-    this.sketch!.add(visitorId);
+  /** Adds a visitor by its HyperLogLog.entryOf (hashed once per event, not once per cell). */
+  addVisitor(entry: number): void {
+    this.sketch!.addEntry(entry);
     this.encoded = undefined;
   }
 
@@ -252,8 +253,8 @@ function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: strin
   return cell;
 }
 
-/** Adds (sign 1) or takes back (−1) a contribution's session counts; `visitorId` joins the cells' sketches when given. */
-function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitorId: string | null): void {
+/** Adds (sign 1) or takes back (−1) a contribution's session counts; the visitor (HyperLogLog.entryOf) joins the cells' sketches when given. */
+function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitor: number | null): void {
   part.visits += sign * c.visits;
   part.bounces += sign * c.bounces;
   part.durationMs += sign * c.durationMs;
@@ -266,20 +267,29 @@ function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitorI
     cell.visits += sign * c.visits;
     cell.bounces += sign * c.bounces;
     cell.durationMs += sign * c.durationMs;
-    if (visitorId !== null) cell.addVisitor(visitorId);
+    if (visitor !== null) cell.addVisitor(visitor);
   }
   cellOf(part.dims, 'exit_page', c.exitPage, false).visits += sign;
   if (c.exitFrom !== null) cellOf(part.dims, 'exit_page', c.exitFrom, false).visits -= sign;
 }
 
-/** The visitor id to add to sketches: none for an anonymous event. */
-const sketchable = (visitorId: string): string | null => (isAnonymous(visitorId) ? null : visitorId);
+/** The visitor to add to sketches (HyperLogLog.entryOf its id): none for an anonymous event. */
+const sketchable = (visitorId: string): number | null => (isAnonymous(visitorId) ? null : HyperLogLog.entryOf(visitorId));
+
+function creditEventCell(b: Bucket, name: DimensionName, key: string, pv: number, ev: number, visitor: number | null): void {
+  const cell = cellOf(b.eventDims, name, key, true);
+  cell.pageviews += pv;
+  cell.events += ev;
+  if (visitor !== null) cell.addVisitor(visitor);
+}
 
 export class MinuteWindows {
   private watermark: number;
   private flushedWatermark: number;
   /** Open buckets by minute, then site: closing walks minutes, of which few are open. */
   private readonly open = new Map<number, Map<string, Bucket>>();
+  /** The earliest minute in `open` (Infinity when none): while it stays open, a watermark move closes nothing. */
+  private oldestOpenMs = Number.POSITIVE_INFINITY;
   private openCount = 0;
   private readonly dirty = new Set<Bucket>();
   private closedRows: Rollup[] = [];
@@ -398,6 +408,7 @@ export class MinuteWindows {
     if (!minute) {
       minute = new Map();
       this.open.set(bucketMs, minute);
+      if (bucketMs < this.oldestOpenMs) this.oldestOpenMs = bucketMs;
     }
     let bucket = minute.get(event.site);
     if (!bucket) {
@@ -436,11 +447,11 @@ export class MinuteWindows {
 
   private count(bucket: Bucket, event: WindowEvent): void {
     const values = eventDimensions(event);
-    const visitorId = sketchable(event.visitorId);
-    this.addEventPart(bucket, event, values, visitorId);
+    const visitor = sketchable(event.visitorId);
+    this.addEventPart(bucket, event, values, visitor);
 
     const timeoutMs = this.options.sessionTimeoutMs;
-    if (visitorId === null) {
+    if (visitor === null) {
       // Anonymous: a visit of its own, with no visitor to file it under (sessions.ts).
       const step = stepVisit(null, event, values, timeoutMs);
       const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
@@ -457,7 +468,7 @@ export class MinuteWindows {
     const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
     open.splice(at, 0, counted);
     bucket.counted.push(counted);
-    if (bucket.session) applySession(bucket.session, counted.contribution, 1, visitorId);
+    if (bucket.session) applySession(bucket.session, counted.contribution, 1, visitor);
 
     // Restate the visitor's later events until one's state comes out as it was.
     let state = step.state;
@@ -483,23 +494,17 @@ export class MinuteWindows {
     }
   }
 
-  private addEventPart(b: Bucket, event: WindowEvent, values: DimensionValues, visitorId: string | null): void {
+  private addEventPart(b: Bucket, event: WindowEvent, values: DimensionValues, visitor: number | null): void {
     const pageview = event.type === 'pageview';
     const pv = pageview ? 1 : 0;
     const ev = pageview ? 0 : 1;
     b.pageviews += pv;
     b.events += ev;
-    if (visitorId !== null) b.visitors.add(visitorId);
-    const credit = (name: DimensionName, key: string) => {
-      const cell = cellOf(b.eventDims, name, key, true);
-      cell.pageviews += pv;
-      cell.events += ev;
-      if (visitorId !== null) cell.addVisitor(visitorId);
-    };
-    if (values.page !== null) credit('page', values.page);
-    if (values.event !== null) credit('event', values.event);
+    if (visitor !== null) b.visitors.addEntry(visitor);
+    if (values.page !== null) creditEventCell(b, 'page', values.page, pv, ev, visitor);
+    if (values.event !== null) creditEventCell(b, 'event', values.event, pv, ev, visitor);
     for (const key in event.props) {
-      if (Object.prototype.hasOwnProperty.call(event.props, key)) credit('prop', propKey(event.name, key, event.props[key]!));
+      if (Object.prototype.hasOwnProperty.call(event.props, key)) creditEventCell(b, 'prop', propKey(event.name, key, event.props[key]!), pv, ev, visitor);
     }
     if (!pageview && event.revenue !== null) {
       let byCurrency = b.revenueMicros.get(event.name);
@@ -515,9 +520,17 @@ export class MinuteWindows {
   private advance(watermarkMs: number): void {
     if (!(watermarkMs > this.watermark)) return;
     this.watermark = watermarkMs;
+    // Buckets close oldest first: nothing closes while the oldest open one stays open (the
+    // common case, on every event), and walking every open minute then would cost
+    // O(open minutes) per event.
+    if (!this.isClosed(this.oldestOpenMs)) return;
     const closing: Bucket[] = [];
+    let oldest = Number.POSITIVE_INFINITY;
     for (const [bucketMs, minute] of this.open) {
-      if (!this.isClosed(bucketMs)) continue;
+      if (!this.isClosed(bucketMs)) {
+        if (bucketMs < oldest) oldest = bucketMs;
+        continue;
+      }
       for (const b of minute.values()) {
         b.closed = true;
         closing.push(b);
@@ -527,6 +540,7 @@ export class MinuteWindows {
       this.openCount -= minute.size;
       this.open.delete(bucketMs);
     }
+    this.oldestOpenMs = oldest;
     if (closing.length === 0) return;
     // Fold the closed buckets' events into their visitors' frozen states, in order: a visitor's
     // events in closed buckets are a prefix of their open list (closing goes in time order).
@@ -591,8 +605,8 @@ export class MinuteWindows {
     for (const name of DIMENSIONS) {
       const cells = (DIMENSION_KINDS[name] === 'event' ? b.eventDims : part.dims).get(name);
       if (!cells) continue;
-      // A record of the cells themselves: capDimension copies out the counts and encodings it keeps.
-      const capped = capDimension(Object.fromEntries(cells), limit);
+      // The cells themselves: capDimension copies out the counts and encodings it keeps.
+      const capped = capDimension(cells, limit);
       if (Object.keys(capped).length > 0) dims.push([name, capped]);
     }
     const byKey = (a: string, z: string) => (a < z ? -1 : a > z ? 1 : 0);

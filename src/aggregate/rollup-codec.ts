@@ -47,7 +47,8 @@
  *     uv       visitors count: HyperLogLog.countOf(visitors) at write time
  *     bytes    visitors sketch (PRECISION)
  *     revenue  as in the whole row (uv event count, ...)
- *     uv       dimension count, then per dimension: str name (the row's dimensions, in order)
+ *     uv       dimension count, then per dimension (the row's dimensions, in order): uv code,
+ *              k ≥ 1 for HEAD_DIMENSION_CODES[k − 1], or 0 followed by str name for any other
  *   dimension part, version 1:
  *     u8       version = 1
  *     uv       cell count, then the cells as in the whole row
@@ -60,7 +61,7 @@
  */
 import { HyperLogLog, PRECISION } from './hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, type Counts, type DimCell, type Rollup, type Tier } from './rollup.js';
-import { checkBucket } from './rollup-merge.js';
+import { checkBucket, setOwn } from './rollup-merge.js';
 
 export const ROLLUP_CODEC_VERSION = 1;
 
@@ -201,6 +202,19 @@ export const HEAD_PART = 'head';
 export const ROLLUP_HEAD_VERSION = 1;
 export const ROLLUP_DIMENSION_PART_VERSION = 1;
 
+/**
+ * The dimension names a head writes as one-byte codes (k ≥ 1 is entry k − 1): DIMENSIONS as of
+ * head version 1, frozen here so that a reordered or extended DIMENSIONS never changes what a
+ * stored code means (append only). A query decodes hundreds of heads: codes, not strings.
+ */
+const HEAD_DIMENSION_CODES: readonly string[] = [
+  'entry_page', 'hostname', 'source', 'referrer', 'channel',
+  'utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content',
+  'country', 'region', 'city', 'browser', 'browser_version', 'os', 'os_version', 'device', 'screen',
+  'page', 'event', 'prop', 'exit_page',
+];
+const HEAD_CODE_OF = new Map(HEAD_DIMENSION_CODES.map((name, i) => [name, i + 1]));
+
 /** A row as its parts: the head, and one blob per dimension in the row's order. */
 export interface EncodedRollupParts {
   readonly head: Buffer;
@@ -238,18 +252,34 @@ export function encodeRollupParts(row: Rollup): EncodedRollupParts {
   w.bytes(row.visitors);
   writeRevenue(w, row.revenue, where);
   w.uv(parts.length, 'dimension count');
-  for (const [name] of parts) w.str(name);
+  for (const [name] of parts) {
+    const code = HEAD_CODE_OF.get(name);
+    if (code !== undefined) {
+      w.uv(code, 'dimension code');
+    } else {
+      w.uv(0, 'dimension code');
+      w.str(name);
+    }
+  }
   return { head: w.finish(), dims: parts };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Labels name what is read for error messages only; they are constant strings on the hot paths
+ * (a row has thousands of cells), and `context` (the dimension being read) is added when a
+ * message is made, never per field.
+ */
 class Reader {
   pos = 0;
+  /** What is being read (a dimension's name), for messages. */
+  context = '';
   constructor(private readonly bytes: Uint8Array, private readonly where: string) {}
 
   fail(what: string): never {
-    throw new RollupFormatError(`${this.where}: ${what} at byte ${this.pos} of ${this.bytes.length}`);
+    const of = this.context === '' ? '' : ` of ${this.context}`;
+    throw new RollupFormatError(`${this.where}: ${what}${of} at byte ${this.pos} of ${this.bytes.length}`);
   }
 
   get left(): number {
@@ -262,6 +292,12 @@ class Reader {
   }
 
   uv(what: string): number {
+    // Most varints are one byte.
+    const first = this.pos < this.bytes.length ? this.bytes[this.pos]! : 0x80;
+    if (first < 0x80) {
+      this.pos++;
+      return first;
+    }
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
@@ -299,7 +335,7 @@ class Reader {
   }
 
   raw(what: string): Uint8Array {
-    const length = this.uv(`${what} length`);
+    const length = this.uv(what);
     if (length > this.left) this.fail(`${what} of ${length} bytes exceeds the ${this.left} left`);
     // A plain Uint8Array view even when the blob is a Buffer (as drivers return it): rows
     // compare and serialise alike whichever store they came from.
@@ -309,9 +345,24 @@ class Reader {
   }
 
   str(what: string): string {
-    const raw = this.raw(what);
+    const length = this.uv(what);
+    if (length > this.left) this.fail(`${what} of ${length} bytes exceeds the ${this.left} left`);
+    const bytes = this.bytes;
+    const start = this.pos;
+    this.pos += length;
+    // Short ASCII (dimension names, most keys): no decoder call, which costs more than the string.
+    if (length <= 64) {
+      let ascii = true;
+      for (let i = start; i < start + length; i++) {
+        if (bytes[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, start + length) as unknown as number[]);
+    }
     try {
-      return utf8.decode(raw);
+      return utf8.decode(bytes.subarray(start, start + length));
     } catch {
       return this.fail(`${what} is not valid UTF-8`);
     }
@@ -325,48 +376,52 @@ class Reader {
   }
 
   counts(what: string): Counts {
-    return {
-      pageviews: this.zz(`${what} pageviews`),
-      events: this.zz(`${what} events`),
-      visits: this.zz(`${what} visits`),
-      bounces: this.zz(`${what} bounces`),
-      durationMs: this.zz(`${what} durationMs`),
-    };
+    const pageviews = this.zz(what);
+    const events = this.zz(what);
+    const visits = this.zz(what);
+    const bounces = this.zz(what);
+    const durationMs = this.zz(what);
+    return { pageviews, events, visits, bounces, durationMs };
   }
 }
 
 function readCells(r: Reader, name: string): Record<string, DimCell> {
+  r.context = name;
   // key length, flags, 5 counts: at least 7 bytes a cell.
-  const cellCount = r.count(`cell count of ${name}`, 7);
-  const cells = new Map<string, DimCell>();
+  const cellCount = r.count('cell count', 7);
+  const cells: Record<string, DimCell> = {};
   for (let c = 0; c < cellCount; c++) {
-    const key = r.str(`cell key of ${name}`);
-    if (cells.has(key)) r.fail(`cell ${JSON.stringify(key)} of ${name} repeated`);
-    const flags = r.u8(`cell flags of ${name}`);
+    const key = r.str('cell key');
+    if (Object.prototype.hasOwnProperty.call(cells, key)) {
+      r.context = '';
+      r.fail(`cell ${JSON.stringify(key)} of ${name} repeated`);
+    }
+    const flags = r.u8('cell flags');
     if ((flags & ~FLAG_VISITORS) !== 0) r.fail(`unknown cell flags ${flags}`);
-    const cell: DimCell = r.counts(`cell of ${name}`);
-    if (flags & FLAG_VISITORS) cell.visitors = r.sketch(`cell visitors of ${name}`, DIMENSION_SKETCH_PRECISION);
-    cells.set(key, cell);
+    const cell: DimCell = r.counts('cell counts');
+    if (flags & FLAG_VISITORS) cell.visitors = r.sketch('cell visitors', DIMENSION_SKETCH_PRECISION);
+    setOwn(cells, key, cell);
   }
-  return Object.fromEntries(cells);
+  r.context = '';
+  return cells;
 }
 
 function readRevenue(r: Reader): Record<string, Record<string, number>> {
   const eventCount = r.count('revenue event count', 2);
-  const revenue = new Map<string, Record<string, number>>();
+  const revenue: Record<string, Record<string, number>> = {};
   for (let e = 0; e < eventCount; e++) {
     const event = r.str('revenue event');
-    if (revenue.has(event)) r.fail(`revenue event ${JSON.stringify(event)} repeated`);
+    if (Object.prototype.hasOwnProperty.call(revenue, event)) r.fail(`revenue event ${JSON.stringify(event)} repeated`);
     const currencyCount = r.count(`currency count of ${event}`, 9);
-    const amounts = new Map<string, number>();
+    const amounts: Record<string, number> = {};
     for (let c = 0; c < currencyCount; c++) {
       const currency = r.str('currency');
-      if (amounts.has(currency)) r.fail(`currency ${JSON.stringify(currency)} of ${event} repeated`);
-      amounts.set(currency, r.f64(`revenue ${event} ${currency}`));
+      if (Object.prototype.hasOwnProperty.call(amounts, currency)) r.fail(`currency ${JSON.stringify(currency)} of ${event} repeated`);
+      setOwn(amounts, currency, r.f64(`revenue ${event} ${currency}`));
     }
-    revenue.set(event, Object.fromEntries(amounts));
+    setOwn(revenue, event, amounts);
   }
-  return Object.fromEntries(revenue);
+  return revenue;
 }
 
 /** What a head holds: the row without its dimensions, and the names of its dimensions in order. */
@@ -397,8 +452,10 @@ export function decodeRollupHead(where: string, bytes: Uint8Array): RollupHead {
   const dimensions: string[] = [];
   const seen = new Set<string>();
   for (let d = 0; d < dimCount; d++) {
-    const name = r.str('dimension name');
-    if (seen.has(name) || name === HEAD_PART) r.fail(`dimension ${JSON.stringify(name)} repeated or reserved`);
+    const code = r.uv('dimension code');
+    if (code > HEAD_DIMENSION_CODES.length) r.fail(`unknown dimension code ${code}`);
+    const name = code === 0 ? r.str('dimension name') : HEAD_DIMENSION_CODES[code - 1]!;
+    if (seen.has(name) || name === HEAD_PART || (code === 0 && HEAD_CODE_OF.has(name))) r.fail(`dimension ${JSON.stringify(name)} repeated, reserved or not by its code`);
     seen.add(name);
     dimensions.push(name);
   }

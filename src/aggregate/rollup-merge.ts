@@ -35,7 +35,7 @@ export interface MutableDimCell extends Counts {
 
 /** A new zero cell; `withVisitors`: give it an empty sketch at DIMENSION_SKETCH_PRECISION. */
 export function emptyCell(withVisitors: boolean): MutableDimCell {
-  return { ...zeroCounts(), visitors: withVisitors ? HyperLogLog.empty(DIMENSION_SKETCH_PRECISION) : null };
+  return { pageviews: 0, events: 0, visits: 0, bounces: 0, durationMs: 0, visitors: withVisitors ? HyperLogLog.empty(DIMENSION_SKETCH_PRECISION) : null };
 }
 
 /** `into += from`, field by field. */
@@ -87,44 +87,96 @@ const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * - Cells with all counts zero and no non-empty sketch are dropped before ranking.
  * - Kept cells keep their sketch: MutableDimCell sketches are encoded, DimCell bytes are passed
  *   through as they are (not re-validated here). Input is not modified.
- * - Result keys go through Object.fromEntries, so a value such as `__proto__` is a plain own key.
+ * - Result keys are set as own data properties (setOwn), so a value such as `__proto__` is a plain own key.
  * Throws RangeError unless `limit` is a positive integer.
  */
-export function capDimension(cells: ReadonlyMap<string, MutableDimCell> | Readonly<Record<string, DimCell>>, limit: number): Record<string, DimCell> {
+export function capDimension(cells: ReadonlyMap<string, CappableCell> | Readonly<Record<string, DimCell>>, limit: number): Record<string, DimCell> {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`dimension cap must be a positive integer, got ${limit}`);
-  const entries: Array<[string, Counts & { visitors?: Uint8Array | HyperLogLog | null }]> = cells instanceof Map
-    ? [...(cells as ReadonlyMap<string, MutableDimCell>).entries()]
-    : Object.entries(cells as Readonly<Record<string, DimCell>>);
   let other: Counts | null = null;
-  const candidates: Array<[string, Counts & { visitors?: Uint8Array | HyperLogLog | null }]> = [];
-  for (const entry of entries) {
-    const [key, cell] = entry;
-    if (key === OTHER_KEY) {
-      other = zeroCounts();
-      addCounts(other, cell);
-    } else if (!isZero(cell) || hasVisitors(cell.visitors)) {
-      candidates.push(entry);
+  const keys: string[] = [];
+  const kept: CappableCell[] = [];
+  // Plain loops, no closures: this runs for every dimension of every row built.
+  if (cells instanceof Map) {
+    for (const [key, cell] of cells as ReadonlyMap<string, CappableCell>) {
+      if (key === OTHER_KEY) other = countsOf(cell);
+      else if (!isZero(cell) || hasVisitors(cell.visitors)) {
+        keys.push(key);
+        kept.push(cell);
+      }
+    }
+  } else {
+    const record = cells as Readonly<Record<string, DimCell>>;
+    for (const key in record) {
+      if (!Object.prototype.hasOwnProperty.call(record, key)) continue;
+      const cell = record[key]!;
+      if (key === OTHER_KEY) other = countsOf(cell);
+      else if (!isZero(cell) || hasVisitors(cell.visitors)) {
+        keys.push(key);
+        kept.push(cell);
+      }
     }
   }
-  candidates.sort(([ka, a], [kb, b]) => score(b) - score(a) || byCodeUnit(ka, kb));
-  const out: Array<[string, DimCell]> = [];
-  for (let i = 0; i < candidates.length; i++) {
-    const [key, cell] = candidates[i]!;
-    if (i < limit) {
-      out.push([key, plainCell(cell)]);
+  const order = rankOrder(keys, kept);
+  const out: Record<string, DimCell> = {};
+  for (let r = 0; r < order.length; r++) {
+    const i = order[r]!;
+    if (r < limit) {
+      setOwn(out, keys[i]!, plainCell(kept[i]!));
     } else {
       other ??= zeroCounts();
-      addCounts(other, cell);
+      addCounts(other, kept[i]!);
     }
   }
-  if (other !== null && !isZero(other)) out.push([OTHER_KEY, countsOf(other)]);
-  return Object.fromEntries(out);
+  const rest = other as Counts | null;
+  if (rest !== null && !isZero(rest)) setOwn(out, OTHER_KEY, countsOf(rest));
+  return out;
 }
+
+/** Indexes of `cells` in rank order: score descending, then key in code-unit order (total: keys are distinct). */
+function rankOrder(keys: readonly string[], cells: readonly Counts[]): number[] {
+  const n = keys.length;
+  const scores = new Float64Array(n);
+  for (let i = 0; i < n; i++) scores[i] = score(cells[i]!);
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (n <= 16) {
+    // Insertion sort: most minute rows' dimensions have a handful of cells, where sort()'s set-up dominates.
+    for (let i = 1; i < n; i++) {
+      const x = order[i]!;
+      let j = i - 1;
+      while (j >= 0 && ranksBefore(scores, keys, x, order[j]!)) {
+        order[j + 1] = order[j]!;
+        j--;
+      }
+      order[j + 1] = x;
+    }
+  } else {
+    order.sort((i, j) => (ranksBefore(scores, keys, i, j) ? -1 : 1));
+  }
+  return order;
+}
+
+function ranksBefore(scores: Float64Array, keys: readonly string[], i: number, j: number): boolean {
+  return scores[i]! > scores[j]! || (scores[i] === scores[j] && keys[i]! < keys[j]!);
+}
+
+/**
+ * `record[key] = value` as an own, enumerable data property whatever the key: plain assignment
+ * of `__proto__` would set the prototype instead (Object.fromEntries does this right, but
+ * costs ten times an assignment, and rows are built by the hundred thousand).
+ */
+export function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
+}
+
+/** What capDimension takes: counts and a sketch, live or encoded (or none). */
+export type CappableCell = Counts & { readonly visitors?: Uint8Array | HyperLogLog | null };
 
 function hasVisitors(v: Uint8Array | HyperLogLog | null | undefined): boolean {
   if (!v) return false;
   // An encoded sketch with no pairs is 4 bytes: [1, sparse, p, count 0].
-  if (v instanceof HyperLogLog) return v.count() > 0;
+  if (v instanceof HyperLogLog) return !v.isEmpty();
   return !(v.length === 0 || (v.length === 4 && v[1] === 1 && v[3] === 0));
 }
 
@@ -132,7 +184,7 @@ function countsOf(c: Counts): Counts {
   return { pageviews: c.pageviews, events: c.events, visits: c.visits, bounces: c.bounces, durationMs: c.durationMs };
 }
 
-function plainCell(cell: Counts & { visitors?: Uint8Array | HyperLogLog | null }): DimCell {
+function plainCell(cell: CappableCell): DimCell {
   const out: DimCell = countsOf(cell);
   if (cell.visitors instanceof HyperLogLog) out.visitors = cell.visitors.toBytes();
   else if (cell.visitors) out.visitors = cell.visitors;
@@ -182,15 +234,20 @@ export class RollupAccumulator {
    */
   add(row: Rollup): this {
     addCounts(this.totals, row.totals);
-    if (row.visitors.length > 0) this.visitors.merge(HyperLogLog.fromBytes(row.visitors, PRECISION));
-    for (const [name, cells] of Object.entries(row.dims)) {
-      if (!cells) continue;
+    // mergeBytes checks the precision (PRECISION) and parses nothing into objects.
+    if (row.visitors.length > 0) this.visitors.mergeBytes(row.visitors);
+    const dims = row.dims as Readonly<Record<string, Readonly<Record<string, DimCell>> | undefined>>;
+    for (const name in dims) {
+      const cells = dims[name];
+      if (!cells || !Object.prototype.hasOwnProperty.call(dims, name)) continue;
       let into = this.dimensions.get(name);
       if (!into) {
         into = new Map();
         this.dimensions.set(name, into);
       }
-      for (const [key, cell] of Object.entries(cells)) {
+      for (const key in cells) {
+        if (!Object.prototype.hasOwnProperty.call(cells, key)) continue;
+        const cell = cells[key]!;
         let mine = into.get(key);
         if (!mine) {
           mine = emptyCell(false);
@@ -198,20 +255,22 @@ export class RollupAccumulator {
         }
         addCounts(mine, cell);
         if (cell.visitors && cell.visitors.length > 0 && key !== OTHER_KEY) {
-          const theirs = HyperLogLog.fromBytes(cell.visitors, DIMENSION_SKETCH_PRECISION);
-          if (mine.visitors) mine.visitors.merge(theirs);
-          else mine.visitors = theirs;
+          if (mine.visitors) mine.visitors.mergeBytes(cell.visitors);
+          else mine.visitors = HyperLogLog.fromBytes(cell.visitors, DIMENSION_SKETCH_PRECISION);
         }
       }
     }
-    for (const [event, byCurrency] of Object.entries(row.revenue)) {
+    for (const event in row.revenue) {
+      if (!Object.prototype.hasOwnProperty.call(row.revenue, event)) continue;
+      const byCurrency = row.revenue[event]!;
       let into = this.revenueMicros.get(event);
       if (!into) {
         into = new Map();
         this.revenueMicros.set(event, into);
       }
-      for (const [currency, amount] of Object.entries(byCurrency)) {
-        into.set(currency, (into.get(currency) ?? 0) + Math.round(amount * REVENUE_SCALE));
+      for (const currency in byCurrency) {
+        if (!Object.prototype.hasOwnProperty.call(byCurrency, currency)) continue;
+        into.set(currency, (into.get(currency) ?? 0) + Math.round(byCurrency[currency]! * REVENUE_SCALE));
       }
     }
     this.botCount += row.bots;
