@@ -29,6 +29,7 @@ import cassandra from 'cassandra-driver';
 import { silentLogger, type Logger } from '../../log.js';
 import { ACCOUNT_TABLES_CQL } from './cassandra-account-store.js';
 import { checkKeyspace, connectClient, type CassandraConnectOptions } from './cassandra-client.js';
+import { RAW_EVENTS_LATE_MARKS_CQL } from './cassandra-raw-archive.js';
 import { ROLLUP_PARTS_TABLES_CQL } from './cassandra-rollup-store.js';
 
 export interface Migration {
@@ -262,6 +263,11 @@ export const MIGRATIONS: readonly Migration[] = [
     // Defined beside the store that reads them (cassandra-rollup-store.ts ROLLUP_PARTS_TABLES_CQL);
     // they replace migration 3's rollups_{tier}, which expire by their TTLs.
     statements: ROLLUP_PARTS_TABLES_CQL,
+  },
+  {
+    version: 7,
+    name: 'raw events: late marks (which copies of an event went to the late lane)',
+    statements: RAW_EVENTS_LATE_MARKS_CQL,
   },
 ];
 
