@@ -199,7 +199,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   }
   if (runsArchive) {
     tap = new EventTap({
-      log: eventLog, topic: config.eventLog.eventsTopic, groupId: `${config.aggregate.groupId}-tap`,
+      log: eventLog, topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, groupId: `${config.aggregate.groupId}-tap`,
       archive, currentVisitors, registry, logger: logger.child({ stage: 'tap' }),
     });
     await tap.start();
