@@ -33,6 +33,14 @@ import { rollTiers } from '../aggregate/tier-roller.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { DAY_MS, dayStartMs } from './version-key.js';
 
+/**
+ * An archive read that never waits for I/O (the in-memory one) is a loop of microtasks, which
+ * would keep the process from serving anything else (ingest, queries, this run's own stream)
+ * for a whole day's events: every so many events the recompute lets I/O in.
+ */
+const YIELD_EVERY = 1000;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export interface DayRecomputeOptions {
   readonly sessionTimeoutMs: number;
   readonly maxBreakdownKeys: number;
@@ -80,7 +88,11 @@ export class DayRecompute {
         logic: this.options.logic,
       }, 0);
       if (this.lookbackMs > 0) {
-        for await (const e of this.archive.read(this.site, fromMs - this.lookbackMs, fromMs)) this.offer(e);
+        let n = 0;
+        for await (const e of this.archive.read(this.site, fromMs - this.lookbackMs, fromMs)) {
+          this.offer(e);
+          if (++n % YIELD_EVERY === 0) await yieldToIo();
+        }
         // The lookback's rows are not this day's: dropped.
         this.windows.takeFlush();
       }
@@ -90,7 +102,10 @@ export class DayRecompute {
     for await (const e of this.archive.read(this.site, fromMs, toMs)) {
       this.offer(e);
       events++;
-      if (onEvent && events % 1000 === 0) onEvent(events);
+      if (events % YIELD_EVERY === 0) {
+        onEvent?.(events);
+        await yieldToIo();
+      }
     }
     const minuteRows = (this.windows.takeFlush()?.rows ?? []).filter((r) => r.bucketMs >= fromMs && r.bucketMs < toMs);
     return { day, rows: await rollDay(this.site, minuteRows, fromMs, this.options.maxBreakdownKeys), events };

@@ -79,6 +79,8 @@ export interface OpsModule {
   readonly runner: ReprocessRunner;
   /** Record the running aggregator's logic version in the live logic history; call where the aggregator runs, at start. */
   recordLiveLogic(): Promise<void>;
+  /** The ops streams open now (runs, exports), and whether each was cancelled (it stops at its next step). */
+  inFlight(): Array<{ readonly route: string; readonly cancelled: boolean }>;
   /** Cancels the runs under way (they stay resumable) and the delayed notices. */
   stop(): Promise<void>;
 }
@@ -104,7 +106,7 @@ export function createOpsModule(deps: OpsModuleDeps): OpsModule {
     ...(o.lookbackMs !== undefined ? { lookbackMs: o.lookbackMs } : {}),
     ...(o.writeBatchRows !== undefined ? { writeBatchRows: o.writeBatchRows } : {}),
   });
-  const streams = new Map<StreamOutbox, Promise<void>>();
+  const streams = new Map<StreamOutbox, { route: string; done: Promise<void> }>();
 
   const requireSite = async (caller: Caller, site: string) => {
     if (caller.principal.scope.kind !== 'admin') throw new SluiceError('FORBIDDEN', 'ops routes need an admin key');
@@ -112,16 +114,16 @@ export function createOpsModule(deps: OpsModuleDeps): OpsModule {
   };
 
   /** A request-stream whose work starts after the caller is checked; errors end that stream only. */
-  const stream = (sink: StreamSink, work: (out: StreamOutbox) => Promise<void>): StreamControl => {
+  const stream = (route: string, sink: StreamSink, work: (out: StreamOutbox) => Promise<void>): StreamControl => {
     const out = new StreamOutbox(sink);
     const done = work(out).catch((e: unknown) => out.fail(e)).finally(() => streams.delete(out));
-    streams.set(out, done);
+    streams.set(out, { route, done });
     return out;
   };
 
   const handlers: RouteHandlers = {
     requestStream: {
-      'ops.reprocess': (body, caller, sink) => stream(sink, async (out) => {
+      'ops.reprocess': (body, caller, sink) => stream('ops.reprocess', sink, async (out) => {
         const req = body as ReprocessRequest;
         await requireSite(caller, req.site);
         const summary = await runner.run({
@@ -132,7 +134,7 @@ export function createOpsModule(deps: OpsModuleDeps): OpsModule {
         }, (p) => out.progress({ type: 'progress', ...p }), out.signal);
         out.finish({ type: 'done', ...summary });
       }),
-      'ops.export': (body, caller, sink) => stream(sink, async (out) => {
+      'ops.export': (body, caller, sink) => stream('ops.export', sink, async (out) => {
         const req = body as ExportRequest;
         await requireSite(caller, req.site);
         if (!(req.to > req.from)) throw opsError('invalid', `"to" (${req.to}) must be after "from" (${req.from})`);
@@ -200,11 +202,14 @@ export function createOpsModule(deps: OpsModuleDeps): OpsModule {
       const watermark = await deps.store.watermark();
       await deps.directory.recordLiveLogic(scope, { sinceMs: watermark ?? 0, logicVersion: deps.logic.version, recordedAtMs: now() });
     },
+    inFlight() {
+      return [...streams].map(([out, s]) => ({ route: s.route, cancelled: out.signal.aborted }));
+    },
     async stop() {
       // Runs stop at their next step and journal themselves interrupted: the same command resumes them.
       const running = [...streams];
       for (const [out] of running) out.fail(new SluiceError('SHUTTING_DOWN', 'the server is shutting down; the same command resumes the run'));
-      await Promise.all(running.map(([, done]) => done));
+      await Promise.all(running.map(([, s]) => s.done));
       runner.stop();
     },
   };
