@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   if (app.bootstrapAdminKey) {
     // The one time this secret is shown: the store keeps only its digest.
     logger.warn(`First start: created a deployment admin key (shown once, it cannot be read back; keep it as a secret): ${app.bootstrapAdminKey}` +
-      ` — use it with "sluice org create --name NAME --key KEY", or set SLUICE_ADMIN_KEY`);
+      " — use it with the admin commands: sluice org create --name NAME --key KEY (or set SLUICE_ADMIN_KEY); see sluice --help");
   }
   logger.info({ mode: config.mode, roles: config.roles, tcp, ws, http, host },
     `Sluice started in ${config.mode} mode, roles ${config.roles.join('+')} (${where}) — ${listening.join(', ')}`);

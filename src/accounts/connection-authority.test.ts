@@ -29,6 +29,7 @@ describe('connection authority', () => {
     expect(ingest.known('read', 'a1')).to.equal(false);
     expect(ingest.ensure('ingest', ['a1', 'b1'])).to.equal(undefined);
     expect(ingest.kindAllows('read')).to.equal(false);
+    expect(ingest.asksStore).to.equal(false);
     expect(await ingest.allows('ingest', 'a1')).to.equal(true);
     expect(asked()).to.equal(0);
   });
@@ -36,6 +37,7 @@ describe('connection authority', () => {
   it('asks the store for an organisation admin, once per site per ttl, and knows the answer afterwards', async () => {
     const { make, asked, advance } = await setup();
     const a = make(orgAdmin);
+    expect(a.asksStore).to.equal(true);
     expect(a.known('read', 'a1')).to.equal(undefined);
     const ready = a.ensure('ingest', ['a1', 'b1', 'a1']);
     expect(ready).to.be.instanceOf(Promise);

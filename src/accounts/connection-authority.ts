@@ -42,6 +42,11 @@ export class ConnectionAuthority {
     this.maxEntries = options.maxEntries ?? 4_096;
   }
 
+  /** False when the scope alone decides every site (all but organisation admin keys): `ensure` never waits then. */
+  get asksStore(): boolean {
+    return this.principal.scope.kind === 'admin' && this.principal.scope.orgId !== null;
+  }
+
   /** Whether the key's kind allows the action at all (FORBIDDEN when not). */
   kindAllows(action: Action): boolean {
     return Accounts.kindAllows(this.principal.scope, action);

@@ -172,7 +172,8 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
   const fireAndForgetEvents = (route: string, events: readonly unknown[]) => {
     requireKind('ingest');
     limits.ingest(principal, events.length);
-    const ready = authority.ensure('ingest', sitesOf(events));
+    // Only an organisation admin's key needs the store to judge a site: others skip collecting them.
+    const ready = authority.asksStore ? authority.ensure('ingest', sitesOf(events)) : undefined;
     if (ready === undefined && queued === 0) {
       ingestFnf(route, events);
       return;
@@ -207,7 +208,7 @@ export function createResponder(deps: ResponderDeps, conn: ConnectionInfo): Part
   const ingestBatch = async (events: readonly unknown[]) => {
     requireKind('ingest');
     limits.ingest(principal, events.length);
-    await authority.ensure('ingest', sitesOf(events));
+    if (authority.asksStore) await authority.ensure('ingest', sitesOf(events));
     return deps.ingest.ingest(events, context, 'ack');
   };
 
