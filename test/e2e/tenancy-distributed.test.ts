@@ -78,18 +78,23 @@ describe('tenancy on the real engines: two gateways, one Cassandra account store
     await waitFor(async () => (await totals()) === 2, { what: 'the victim\'s pageviews on gateway B', deadlineMs: 60_000, intervalMs: 100 });
 
     const leaks: string[] = [];
+    const unserved = new Set<string>();
     let fnf = 0;
     for (const scope of ['ingest', 'read', 'site', 'admin'] as const) {
       const c = await connect(b.tcpUrl, attacker.keys[scope].secret);
       const r = await attackEveryRoute(c, victim, now, `the attacker's ${scope} key on gateway B`);
       leaks.push(...r.leaks);
+      for (const u of r.unserved) unserved.add(u);
       fnf += r.fireAndForget;
     }
     const browser = await connectWithOrigin(wsUrl(b), attacker.site.publicId, attacker.origin);
     clients.push(browser);
     const r = await attackEveryRoute(browser, victim, now, 'the attacker\'s public id on gateway B');
     leaks.push(...r.leaks);
+    for (const u of r.unserved) unserved.add(u);
     expect(leaks).to.deep.equal([]);
+    // Checked last, so the isolation above is judged on every route that is served.
+    expect([...unserved].sort(), 'routes in protocol/routes.ts whose handlers app.ts does not register').to.deep.equal([]);
     expect(fnf + r.fireAndForget).to.be.greaterThan(0);
 
     // A sentinel on the victim's site after the attacks: once counted, anything slipped in would be too.

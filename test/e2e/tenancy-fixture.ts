@@ -63,11 +63,7 @@ const DAY = 86_400_000;
 /** What a refused call may answer: nothing else is a clean refusal. */
 export const REFUSALS = ['FORBIDDEN', 'SITE_FORBIDDEN', 'ADMIN_NOT_FOUND'];
 
-/** How a call that was not a clean refusal is reported. */
-function unclean(where: string, code: string | undefined, message: string | undefined): string {
-  if (code === 'ROUTE_UNKNOWN') return `${where}: the route is in routes.ts but the server does not serve it (ROUTE_UNKNOWN): register its handlers (app.ts)`;
-  return `${where}: ended with ${code ?? message}`;
-}
+
 
 /** A request body for `route` aimed at the victim's records. */
 export function victimBody(route: string, spec: RouteSpec, v: Tenant, now: number): unknown {
@@ -153,13 +149,22 @@ function aimAtVictim(value: unknown, v: Tenant, now: number): unknown {
 
 /**
  * Calls every route of protocol/routes.ts on `client`, each aimed at the victim's records, and
- * lists what got through (`leaks`, empty when nothing did). Fire-and-forget requests cannot be
- * answered: they are only counted (`fireAndForget`), for the caller to check their effect.
+ * lists what got through (`leaks`, empty when nothing did). Routes of the table the server
+ * answers with ROUTE_UNKNOWN (no handlers registered) are listed apart (`unserved`): they leak
+ * nothing, but they were not checked either. Fire-and-forget requests cannot be answered: they
+ * are only counted (`fireAndForget`), for the caller to check their effect.
  */
-export async function attackEveryRoute(client: TestClient, victim: Tenant, now: number, who: string): Promise<{ leaks: string[]; fireAndForget: number }> {
+export async function attackEveryRoute(
+  client: TestClient, victim: Tenant, now: number, who: string,
+): Promise<{ leaks: string[]; unserved: string[]; fireAndForget: number }> {
   const markers = markersOf(victim);
   const leaks: string[] = [];
+  const unserved = new Set<string>();
   let fireAndForget = 0;
+  const unclean = (route: string, where: string, code: string | undefined, message: string | undefined) => {
+    if (code === 'ROUTE_UNKNOWN') unserved.add(route);
+    else leaks.push(`${where}: ended with ${code ?? message}`);
+  };
   for (const [route, spec] of Object.entries(ROUTES) as Array<[string, RouteSpec]>) {
     const body = victimBody(route, spec, victim, now);
     const where = `${route} with ${who}`;
@@ -178,7 +183,7 @@ export async function attackEveryRoute(client: TestClient, victim: Tenant, now: 
         });
       });
       if (end.message !== undefined) leaks.push(`${where}: a stream message ${JSON.stringify(end.message).slice(0, 200)}`);
-      else if (!REFUSALS.includes(end.error?.code ?? '')) leaks.push(unclean(where, end.error?.code, end.error?.message));
+      else if (!REFUSALS.includes(end.error?.code ?? '')) unclean(route, where, end.error?.code, end.error?.message);
       continue;
     }
     try {
@@ -193,10 +198,10 @@ export async function attackEveryRoute(client: TestClient, victim: Tenant, now: 
       if (named.length > 0) leaks.push(`${where}: answered with ${named.join(', ')}: ${text.slice(0, 300)}`);
     } catch (e) {
       const code = (e as SluiceClientError).code;
-      if (!REFUSALS.includes(code ?? '')) leaks.push(unclean(where, code, (e as Error).message));
+      if (!REFUSALS.includes(code ?? '')) unclean(route, where, code, (e as Error).message);
     }
   }
-  return { leaks, fireAndForget };
+  return { leaks, unserved: [...unserved], fireAndForget };
 }
 
 /** What the tenancy tests need of a client; SluiceClient has it, and so does OriginClient. */
