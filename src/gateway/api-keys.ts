@@ -1,7 +1,8 @@
 /**
- * API keys accepted in SETUP, and which sites each may use. Keys are held only as SHA-256
- * digests, so a heap dump does not reveal them. The full key model (organisations, roles,
- * revocation, expiry) is a later issue; this is the minimal tenancy every request already obeys.
+ * Static API keys from the configuration (`gateway.apiKeys`), and which sites each may use.
+ * Keys are held only as SHA-256 digests, so a heap dump does not reveal them. The authenticator
+ * (authenticator.ts) turns them into principals beside the account store's keys, which carry
+ * the full model (organisations, scopes, revocation, expiry).
  */
 import { createHash, randomBytes } from 'node:crypto';
 
