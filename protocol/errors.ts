@@ -27,7 +27,7 @@ export interface CatalogEntry {
 export const ERROR_CATALOG = {
   SETUP_INVALID: {
     rsocket: 'INVALID_SETUP', retryable: false,
-    description: 'The first frame was not a well-formed SETUP frame, or it asked for resume or lease, which this server does not offer.',
+    description: 'The first frame was not a well-formed SETUP on stream 0 (a RESUME included), named an RSocket major version other than 1, or asked for resume or lease, which this server does not offer.',
   },
   SETUP_UNSUPPORTED_MIME: {
     rsocket: 'UNSUPPORTED_SETUP', retryable: false,
@@ -59,7 +59,7 @@ export const ERROR_CATALOG = {
   },
   FRAME_MALFORMED: {
     rsocket: 'CONNECTION_ERROR', retryable: false,
-    description: 'Bytes on the connection do not decode as RSocket frames; the connection is closed.',
+    description: 'Bytes that do not decode as RSocket frames, or a frame where the protocol does not allow it (see Frames in the README); the connection is closed.',
   },
   FRAME_TOO_LARGE: {
     rsocket: 'CONNECTION_ERROR', retryable: false,
@@ -75,7 +75,7 @@ export const ERROR_CATALOG = {
   },
   ROUTE_WRONG_INTERACTION: {
     rsocket: 'INVALID', retryable: false,
-    description: 'The route exists but not for this interaction model (for example a query route sent as request-stream).',
+    description: 'The route exists for another interaction model (for example a query route sent as request-stream), the request is a request-channel, or a frame its stream does not take; that stream ends.',
   },
   METADATA_MALFORMED: {
     rsocket: 'INVALID', retryable: false,
@@ -144,6 +144,38 @@ export const ERROR_CATALOG = {
   SHUTTING_DOWN: {
     rsocket: 'REJECTED', retryable: true,
     description: 'The server is shutting down; reconnect to another instance.',
+  },
+  OPS_INVALID: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'The request is well-formed but cannot be run: a range not on UTC midnights or too long, `to` before `from`, a `resume` of another range, kind or logic version.',
+  },
+  OPS_NOT_FINAL: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'The range reaches into days that are not final yet (the watermark has not passed their end); retry later, or pass `skipNotFinal`.',
+  },
+  OPS_ARCHIVE_BEHIND: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'The archive tap has not archived the event log up to now within the wait (is a process with the `archive` role running?); retry later.',
+  },
+  OPS_ARCHIVE_INCOMPLETE: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The raw archive no longer holds every event of the range (older than its retention, or an embedded archive that evicted events): a recomputation would lose them.',
+  },
+  OPS_BUSY: {
+    rsocket: 'REJECTED', retryable: true,
+    description: 'Another run of the site holds its lease, or the consumer group to replay has running members.',
+  },
+  OPS_NOT_FOUND: {
+    rsocket: 'INVALID', retryable: false,
+    description: 'No such run of the site.',
+  },
+  OPS_UNSUPPORTED: {
+    rsocket: 'REJECTED', retryable: false,
+    description: 'The operation needs the distributed event log (replay in embedded mode).',
+  },
+  OPS_INTERRUPTED: {
+    rsocket: 'APPLICATION_ERROR', retryable: true,
+    description: 'The run stopped before its end (cancelled, its lease lost, the server shutting down, a day changed under it); the same command resumes it.',
   },
   INTERNAL: {
     rsocket: 'APPLICATION_ERROR', retryable: true,
