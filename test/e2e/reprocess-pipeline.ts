@@ -204,7 +204,8 @@ export class Pipeline {
   private bus!: ReturnType<typeof createInvalidatingLiveBus>;
   private registry!: Registry;
 
-  private async startAggregator(logic: ProcessingLogic, registry: Registry, bus: ReturnType<typeof createInvalidatingLiveBus>): Promise<void> {
+  /** Starts the live aggregator (after stopAggregator) with `logic`; it resumes where the group committed. */
+  async startAggregator(logic: ProcessingLogic, registry: Registry = new Registry(), bus: ReturnType<typeof createInvalidatingLiveBus> = this.bus): Promise<void> {
     this.aggregator = new Aggregator({
       log: this.engines.log, store: this.engines.store, bus, topic: this.config.eventLog.eventsTopic,
       lateTopic: this.config.eventLog.lateTopic, deadLetterTopic: this.config.eventLog.deadLetterTopic,
@@ -212,6 +213,11 @@ export class Pipeline {
     });
     await this.aggregator.start();
     await this.ops.recordLiveLogic();
+  }
+
+  /** Stops the live aggregator: it flushes, commits and leaves its group. */
+  async stopAggregator(): Promise<void> {
+    await this.aggregator.stop();
   }
 
   /** A new release of the live aggregator: stopped (it flushes and commits), started with `logic`, resuming where it committed. */
