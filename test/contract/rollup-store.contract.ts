@@ -171,6 +171,79 @@ export function rollupStoreContract(name: string, setup: (options: RollupStoreSe
       });
     });
 
+    describe('parts', () => {
+      const wide = (s: string, tier: Tier, bucketMs: number, pageviews: number, dims: Rollup['dims']): Rollup => row(s, tier, bucketMs, pageviews, { dims });
+      const threeDims = (): Rollup['dims'] => ({
+        source: { Google: { ...counts(3, 0, 2, 1, 100), visitors: sketch(['g1', 'g2'], DIMENSION_SKETCH_PRECISION) }, [OTHER_KEY]: counts(1, 0, 1) },
+        page: { '/': { ...counts(5, 1, 1, 1, 0), visitors: sketch(['a'], DIMENSION_SKETCH_PRECISION) }, '/ünï': counts(2) },
+        exit_page: { '/': counts(0, 0, 1) },
+      });
+      /** The row as a read naming `dims` must return it: whole, but only those dimensions. */
+      const projected = (r: Rollup, dims: readonly string[]): Rollup => ({
+        ...r, dims: Object.fromEntries(Object.entries(r.dims).filter(([name]) => dims.includes(name))) as Rollup['dims'],
+      });
+
+      it('return every row with its head and only the dimensions named, in the row\'s order', async () => {
+        const store = await open();
+        const rows = [0, 1, 2].map((m) => wide(site, 'minute', T0 + m * MINUTE, m + 1, threeDims()));
+        await store.upsert(rows);
+        for (const dims of [[], ['page'], ['exit_page', 'source'], ['page', 'page'], ['city'], ['city', 'source']] as const) {
+          const got = await store.read(site, 'minute', T0, T0 + HOUR, { dims });
+          expect(plain(got), dims.join('+')).to.deep.equal(plain(rows.map((r) => projected(r, dims))));
+        }
+        expect(plain(await store.read(site, 'minute', T0, T0 + HOUR))).to.deep.equal(plain(rows));
+      });
+
+      it('read partially across every partition boundary, in bucket order', async () => {
+        const store = await open();
+        for (const [tier, n, step] of [['minute', 130, 1], ['quarter', 200, 1], ['hour', 200, 1], ['day', 200, 1]] as const) {
+          const buckets = Array.from({ length: n }, (_, i) => T0 - 37 * TIER_MS[tier] + i * step * TIER_MS[tier]);
+          await store.upsert(buckets.map((b, i) => wide(site, tier, b, i, i % 3 === 0 ? { page: threeDims().page } : threeDims())));
+          const got = await store.read(site, tier, buckets[1]!, buckets.at(-1)!, { dims: ['source'] });
+          expect(got.map((r) => r.bucketMs), tier).to.deep.equal(buckets.slice(1, -1));
+          expect(got.map((r) => Object.keys(r.dims).join('+')), tier).to.deep.equal(buckets.slice(1, -1).map((_, i) => ((i + 1) % 3 === 0 ? '' : 'source')));
+          expect(got.map((r) => r.totals.pageviews), tier).to.deep.equal(buckets.slice(1, -1).map((_, i) => i + 1));
+        }
+      });
+
+      it('keep upserts whole-row: a dimension the later row lacks is gone from whole and partial reads', async () => {
+        const store = await open();
+        await store.upsert([wide(site, 'hour', T0, 9, threeDims())]);
+        const later = wide(site, 'hour', T0, 4, { page: { '/b': counts(4) } });
+        await store.upsert([later]);
+        expect(plain(await store.read(site, 'hour', T0, T0 + HOUR))).to.deep.equal(plain([later]));
+        expect(plain(await store.read(site, 'hour', T0, T0 + HOUR, { dims: ['source', 'exit_page'] }))).to.deep.equal(plain([projected(later, [])]));
+        expect(plain(await store.read(site, 'hour', T0, T0 + HOUR, { dims: ['page', 'source'] }))).to.deep.equal(plain([later]));
+        // And back: the dimensions of a yet later row are its own, not the first row's.
+        const last = wide(site, 'hour', T0, 5, { source: { Bing: counts(5) } });
+        await store.upsert([last]);
+        expect(plain(await store.read(site, 'hour', T0, T0 + HOUR, { dims: ['page', 'source', 'exit_page'] }))).to.deep.equal(plain([last]));
+      });
+
+      it('keep dimensions this code does not know, written by a newer writer', async () => {
+        const store = await open();
+        const dims = { ...threeDims(), future_dimension: { x: counts(1) } } as unknown as Rollup['dims'];
+        const r = wide(site, 'day', T0, 3, dims);
+        await store.upsert([r]);
+        expect(plain(await store.read(site, 'day', T0, T0 + DAY))).to.deep.equal(plain([r]));
+        expect(plain(await store.read(site, 'day', T0, T0 + DAY, { dims: ['future_dimension' as never] }))).to.deep.equal(plain([projected(r, ['future_dimension'])]));
+      });
+
+      it('read back visitor sketches whose count is the sketch\'s own, sparse or dense', async () => {
+        const store = await open();
+        const dense = sketch(Array.from({ length: 9_000 }, (_, i) => `visitor-${i}`));
+        const rows = [row(site, 'day', T0, 1), row(site, 'day', T0 + DAY, 2, { visitors: dense })];
+        await store.upsert(rows);
+        for (const parts of [undefined, { dims: [] }] as const) {
+          const got = await store.read(site, 'day', T0, T0 + 2 * DAY, parts);
+          for (const [i, r] of got.entries()) {
+            expect(HyperLogLog.countOf(r.visitors)).to.equal(HyperLogLog.fromBytes(rows[i]!.visitors).count());
+          }
+        }
+        expect(HyperLogLog.countOf(dense)).to.be.within(8_700, 9_300);
+      });
+    });
+
     describe('retention', () => {
       it('neither writes nor returns rows past their tier\'s retention, counted from the bucket start', async () => {
         const now = T0 + 10 * DAY;

@@ -1,13 +1,18 @@
 /**
  * CassandraRollupStore against a real node: idempotent and convergent upserts, whole-row
- * replacement, TTLs per tier counted from bucket time, reads across partitions, monotone
- * watermarks, chunked checkpoints (completeness, digest, TTL). One keyspace per run; each test
- * uses its own sites and watermark scope.
+ * replacement, rows stored as parts (a head and a part per dimension, read by name), TTLs per
+ * tier counted from bucket time, reads across partitions, monotone watermarks, chunked
+ * checkpoints (completeness, digest, TTL). One keyspace per run; each test uses its own sites
+ * and watermark scope.
  */
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { CassandraRollupStore, PERIOD_MS, periodOf, type CassandraRollupStoreOptions } from '../../src/adapters/cassandra/cassandra-rollup-store.js';
+import {
+  CassandraRollupStore, PERIOD_MS, periodOf, ROLLUP_PARTS_TABLES_CQL, type CassandraRollupStoreOptions,
+} from '../../src/adapters/cassandra/cassandra-rollup-store.js';
 import { createTestKeyspace, type TestKeyspace } from '../../src/adapters/cassandra/cassandra-test-kit.js';
+import { MIGRATIONS, type Migration } from '../../src/adapters/cassandra/migrations.js';
+import { encodeRollupParts, HEAD_PART } from '../../src/aggregate/rollup-codec.js';
 import { HyperLogLog } from '../../src/aggregate/hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, DIMENSIONS, OTHER_KEY, TIER_MS, type Counts, type DimCell, type Rollup, type Tier } from '../../src/aggregate/rollup.js';
 import { stackEndpoints } from '../support/stack-fixture.js';
@@ -33,6 +38,15 @@ function row(site: string, tier: Tier, bucketMs: number, pageviews: number, extr
   };
 }
 
+/**
+ * The declared migrations, with the rollup-parts tables this store needs for as long as
+ * migrations.ts does not declare them itself.
+ */
+function withRollupParts(migrations: readonly Migration[]): readonly Migration[] {
+  if (migrations.some((m) => m.statements.some((st) => st.includes('rollup_parts_')))) return migrations;
+  return [...migrations, { version: Math.max(...migrations.map((m) => m.version)) + 1, name: 'rollup parts', statements: ROLLUP_PARTS_TABLES_CQL }];
+}
+
 /** Rows as comparable plain values (byte arrays as hex). */
 const plain = (rows: readonly Rollup[]) => JSON.parse(JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))) as unknown;
 
@@ -48,17 +62,20 @@ describe('CassandraRollupStore (real node)', function () {
     stores.push(store);
     return store;
   };
-  const ttlOf = async (tier: Tier, bucketMs: number) => {
+  const ttlOf = async (tier: Tier, bucketMs: number, part = HEAD_PART) => {
     const rows = await ks!.query(
-      `SELECT TTL(data) AS ttl FROM ${ks!.keyspace}.rollups_${tier} WHERE site = ? AND period = ? AND bucket_ms = ?`,
-      [site, periodOf(tier, bucketMs), bucketMs],
+      `SELECT TTL(data) AS ttl FROM ${ks!.keyspace}.rollup_parts_${tier} WHERE site = ? AND period = ? AND part = ? AND bucket_ms = ?`,
+      [site, periodOf(tier, bucketMs), part, bucketMs],
     );
     return rows.length === 0 ? undefined : (rows[0]!.ttl as number | null);
   };
+  const partsOf = async (tier: Tier, bucketMs: number) => (await ks!.query(
+    `SELECT part FROM ${ks!.keyspace}.rollup_parts_${tier} WHERE site = ? AND period = ?`, [site, periodOf(tier, bucketMs)],
+  )).map((r) => r.part as string).sort();
 
   before(async () => {
     const s = stackEndpoints();
-    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter });
+    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter }, { migrations: withRollupParts(MIGRATIONS) });
   });
   after(async () => ks?.drop());
   beforeEach(() => {
@@ -88,7 +105,7 @@ describe('CassandraRollupStore (real node)', function () {
       const vb = row(site, 'hour', t, 20, { dims: { page: { '/c': counts(20) } }, revenue: { buy: { EUR: 3 } } });
       await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a.upsert([va]) : b.upsert([vb]))));
       const got = plain(await a.read(site, 'hour', t, t + HOUR));
-      // A row is one blob: one version wins whole, never a mix.
+      // A row is one single-partition batch of parts: one version wins whole, never a mix.
       expect([plain([va]), plain([vb])]).to.deep.include(got);
     });
 
@@ -125,8 +142,9 @@ describe('CassandraRollupStore (real node)', function () {
       await store.upsert(tiers.map((tier, i) => row(site, tier, buckets[i]!, i)));
       for (const [i, tier] of tiers.entries()) {
         const expected = Math.floor((buckets[i]! + RETENTION[tier] - now) / 1000);
-        // Less the seconds the statement took to reach the node.
+        // Less the seconds the statement took to reach the node; every part of a row alike.
         expect(await ttlOf(tier, buckets[i]!), tier).to.be.within(expected - 30, expected);
+        expect(await ttlOf(tier, buckets[i]!, 'page'), tier).to.be.within(expected - 30, expected);
       }
     });
 
@@ -210,14 +228,59 @@ describe('CassandraRollupStore (real node)', function () {
     it('fails, naming the row, when a stored blob is not a rollup', async () => {
       const store = await open();
       const t = recent('minute');
-      await ks!.query(`INSERT INTO ${ks!.keyspace}.rollups_minute (site, period, bucket_ms, data) VALUES (?, ?, ?, ?)`, [site, periodOf('minute', t), t, Buffer.from('{"no":1}')]);
+      await ks!.query(`INSERT INTO ${ks!.keyspace}.rollup_parts_minute (site, period, part, bucket_ms, data) VALUES (?, ?, ?, ?, ?)`, [site, periodOf('minute', t), HEAD_PART, t, Buffer.from('{"no":1}')]);
       let err: unknown;
       try {
         await store.read(site, 'minute', t, t + MINUTE);
       } catch (e) {
         err = e;
       }
-      expect(String(err)).to.match(new RegExp(`RollupFormatError: rollup blob of ${site} minute ${t}: unknown version`));
+      expect(String(err)).to.match(new RegExp(`RollupFormatError: rollup head of ${site} minute ${t}: unknown head version`));
+    });
+  });
+
+  describe('parts', () => {
+    it('stores a row as its head and one part per dimension, all with one write', async () => {
+      const store = await open();
+      const t = recent('hour');
+      await store.upsert([row(site, 'hour', t, 3, { dims: { source: { Google: counts(3) }, page: { '/': counts(3) }, exit_page: { '/': counts(0) } } })]);
+      expect(await partsOf('hour', t)).to.deep.equal(['exit_page', HEAD_PART, 'page', 'source'].sort());
+    });
+
+    it('ignores a part its row\'s head does not list (left by an earlier write), and fails when a listed part is missing', async () => {
+      const store = await open();
+      const t = recent('quarter');
+      const r = row(site, 'quarter', t, 2, { dims: { page: { '/': counts(2) } } });
+      await store.upsert([r]);
+      // A stale part, as a rewrite that dropped the dimension leaves it.
+      const stale = encodeRollupParts(row(site, 'quarter', t, 9, { dims: { source: { Old: counts(9) } } })).dims[0]![1];
+      await ks!.query(`INSERT INTO ${ks!.keyspace}.rollup_parts_quarter (site, period, part, bucket_ms, data) VALUES (?, ?, ?, ?, ?)`, [site, periodOf('quarter', t), 'source', t, stale]);
+      expect(plain(await store.read(site, 'quarter', t, t + HOUR))).to.deep.equal(plain([r]));
+      expect(plain(await store.read(site, 'quarter', t, t + HOUR, { dims: ['source', 'page'] }))).to.deep.equal(plain([r]));
+
+      await ks!.query(`DELETE FROM ${ks!.keyspace}.rollup_parts_quarter WHERE site = ? AND period = ? AND part = ? AND bucket_ms = ?`, [site, periodOf('quarter', t), 'page', t]);
+      let err: unknown;
+      try {
+        await store.read(site, 'quarter', t, t + HOUR, { dims: ['page'] });
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).to.match(/RollupFormatError: .*part "page" is missing/);
+      // A read that does not want the lost part still serves the row.
+      expect((await store.read(site, 'quarter', t, t + HOUR, { dims: [] })).map((x) => x.totals.pageviews)).to.deep.equal([2]);
+    });
+
+    it('pages through parts with any page size and parallelism', async () => {
+      const writer = await open();
+      const t0 = Math.floor(recent('minute') / PERIOD_MS.minute) * PERIOD_MS.minute - PERIOD_MS.minute;
+      const rows = Array.from({ length: 90 }, (_, i) => row(site, 'minute', t0 + i * MINUTE, i, { dims: { page: { '/': counts(i) }, source: { Google: counts(i) }, device: { desktop: counts(i) } } }));
+      await writer.upsert(rows);
+      for (const [readConcurrency, fetchSize] of [[1, 1], [3, 7], [8, 500]] as const) {
+        const store = await open({ readConcurrency, fetchSize });
+        expect(plain(await store.read(site, 'minute', t0, t0 + 2 * HOUR))).to.deep.equal(plain(rows));
+        const some = await store.read(site, 'minute', t0 + 5 * MINUTE, t0 + 70 * MINUTE, { dims: ['device'] });
+        expect(some.map((x) => [x.bucketMs, Object.keys(x.dims)])).to.deep.equal(rows.slice(5, 70).map((x) => [x.bucketMs, ['device']]));
+      }
     });
   });
 
@@ -331,7 +394,7 @@ describe('CassandraRollupStore (real node)', function () {
         } catch (e) {
           err = e;
         }
-        expect(String(err)).to.match(/lacks table\(s\) rollups_minute, rollups_quarter, rollups_hour, rollups_day, rollup_watermarks, aggregate_checkpoints: apply the schema migrations/);
+        expect(String(err)).to.match(/lacks table\(s\) rollup_parts_minute, rollup_parts_quarter, rollup_parts_hour, rollup_parts_day, rollup_watermarks, aggregate_checkpoints: apply the schema migrations/);
       } finally {
         await bare.drop();
       }
