@@ -151,6 +151,26 @@ describe('ReprocessRunner (embedded seams)', function () {
     expect((await journal.run(SITE, interrupted!.runId))!.state).to.equal('done');
   });
 
+  it('empties the rows an interrupted attempt wrote that the resumed computation no longer has (events erased meanwhile)', async () => {
+    let writesAfterSwitch = 0;
+    store.failing = () => notices.length > 0 && ++writesAfterSwitch >= 2;
+    await runner().run(range).catch(() => undefined);
+    const day2 = DAY0 + DAY_MS;
+    const written = await base.read(versionSiteKey(SITE, 1), 'minute', day2, day2 + 30 * MINUTE_MS);
+    expect(written.length, 'the first half hour of day 2 written').to.be.greaterThan(10);
+    // Erasure of every event of that half hour (GDPR), before the run resumes.
+    const erased = events.filter((e) => e.ts >= day2 && e.ts < day2 + 30 * MINUTE_MS);
+    await archive.deleteVisitors(SITE, new Set(erased.map((e) => e.visitorId)), day2, day2 + 30 * MINUTE_MS);
+    store.failing = () => false;
+    await runner().run(range);
+    const remaining = events.filter((e) => !(e.ts >= day2 && e.ts < day2 + 30 * MINUTE_MS));
+    const reference = new MemoryRollupStore();
+    await liveAggregate(reference, remaining, { logic: FIXED_LOGIC, allowedLatenessMs: 10 * DAY_MS, maxOutOfOrderMs: 2_000 });
+    expect(await snapshot(read, SITE, day2, day2 + DAY_MS)).to.deep.equal(await snapshot(reference, SITE, day2, day2 + DAY_MS));
+    const emptied = await base.read(versionSiteKey(SITE, 1), 'minute', day2, day2 + 30 * MINUTE_MS);
+    expect(emptied.every((r) => r.totals.pageviews === 0 && r.totals.events === 0 && r.bots === 0)).to.equal(true);
+  });
+
   it('resumes after a crash between the switch and its journal entry without switching again', async () => {
     // Crash right after the first day's switch: the journal still says "written".
     const crashing = new MemoryReprocessJournal();
