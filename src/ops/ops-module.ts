@@ -85,6 +85,22 @@ export interface OpsModule {
   stop(): Promise<void>;
 }
 
+/**
+ * Records that the live aggregator (group `scope`) runs `logic` from the store's watermark on:
+ * the logic version of the live rows written from then (versioned-rollup-store.ts provenance).
+ * Call it where an aggregator starts (a process with the aggregate role, with or without the
+ * ops module); a version already the latest recorded is not recorded again.
+ */
+export async function recordLiveLogic(o: {
+  readonly directory: VersionDirectory; readonly store: Pick<RollupStore, 'watermark'>; readonly scope: string;
+  readonly logic: ProcessingLogic; readonly now?: () => number;
+}): Promise<void> {
+  const history = await o.directory.liveLogic(o.scope);
+  if (history.at(-1)?.logicVersion === o.logic.version) return;
+  const watermark = await o.store.watermark();
+  await o.directory.recordLiveLogic(o.scope, { sinceMs: watermark ?? 0, logicVersion: o.logic.version, recordedAtMs: (o.now ?? Date.now)() });
+}
+
 export function createOpsModule(deps: OpsModuleDeps): OpsModule {
   const logger = deps.logger ?? silentLogger();
   const now = deps.now ?? Date.now;
@@ -195,13 +211,7 @@ export function createOpsModule(deps: OpsModuleDeps): OpsModule {
     handlers,
     readStore,
     runner,
-    async recordLiveLogic() {
-      const scope = deps.aggregate.groupId;
-      const history = await deps.directory.liveLogic(scope);
-      if (history.at(-1)?.logicVersion === deps.logic.version) return;
-      const watermark = await deps.store.watermark();
-      await deps.directory.recordLiveLogic(scope, { sinceMs: watermark ?? 0, logicVersion: deps.logic.version, recordedAtMs: now() });
-    },
+    recordLiveLogic: () => recordLiveLogic({ directory: deps.directory, store: deps.store, scope: deps.aggregate.groupId, logic: deps.logic, now }),
     inFlight() {
       return [...streams].map(([out, s]) => ({ route: s.route, cancelled: out.signal.aborted }));
     },
