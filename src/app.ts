@@ -13,22 +13,28 @@ import { createAdminService } from './accounts/admin-service.js';
 import { RevocationWatcher } from './accounts/revocation-watcher.js';
 import { CassandraAccountStore } from './adapters/cassandra/cassandra-account-store.js';
 import { CassandraRawArchive } from './adapters/cassandra/cassandra-raw-archive.js';
+import { CassandraReprocessJournal } from './adapters/cassandra/cassandra-reprocess-journal.js';
 import { CassandraRollupStore } from './adapters/cassandra/cassandra-rollup-store.js';
+import { CassandraVersionDirectory } from './adapters/cassandra/cassandra-version-directory.js';
 import { applyMigrations, type Replication } from './adapters/cassandra/migrations.js';
 import { KafkaEventLog } from './adapters/kafka/kafka-event-log.js';
 import { MemoryAccountStore } from './adapters/memory/memory-account-store.js';
 import { MemoryCurrentVisitors } from './adapters/memory/memory-current-visitors.js';
 import { MemoryEventLog } from './adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from './adapters/memory/memory-live-bus.js';
+import { MemoryLogPositions } from './adapters/memory/memory-log-positions.js';
 import { MemoryQueryCache } from './adapters/memory/memory-query-cache.js';
 import { MemoryRawArchive } from './adapters/memory/memory-raw-archive.js';
+import { MemoryReprocessJournal } from './adapters/memory/memory-reprocess-journal.js';
 import { MemoryRollupStore } from './adapters/memory/memory-rollup-store.js';
+import { MemoryVersionDirectory } from './adapters/memory/memory-version-directory.js';
 import { RedisCurrentVisitors } from './adapters/redis/redis-current-visitors.js';
 import { RedisLiveBus } from './adapters/redis/redis-live-bus.js';
 import { RedisQueryCache } from './adapters/redis/redis-query-cache.js';
 import { tierRetentionFromDays } from './aggregate/tier-roller.js';
 import { Aggregator } from './aggregate/aggregator.js';
 import { EventTap } from './aggregate/event-tap.js';
+import { IDENTITY_LOGIC, type ProcessingLogic } from './aggregate/minute-windows.js';
 import type { RawArchive } from './aggregate/raw-archive.js';
 import type { RollupStore } from './aggregate/rollup-store.js';
 import type { Config } from './config.js';
@@ -47,6 +53,18 @@ import type { QueryCache } from './query/query-cache.js';
 import { createQueryService, type QueryService } from './query/query-service.js';
 import { createVisitorErasure } from './privacy/visitor-erasure.js';
 import { configSiteSettings, storeSiteSettings } from './query/site-settings.js';
+import type { LogPositions } from './ops/log-positions.js';
+import { createOpsModule, recordLiveLogic, type OpsModule } from './ops/ops-module.js';
+import type { ReplayLog } from './ops/replay.js';
+import type { ReprocessJournal } from './ops/reprocess-journal.js';
+import type { VersionDirectory } from './ops/version-directory.js';
+
+/**
+ * The processing logic the aggregator and reprocessing run. Bump its version with every change
+ * to what an event contributes (rollup.ts), so rows say which logic made them and a reprocess
+ * of history with the new logic is a new version beside the old one.
+ */
+export const PROCESSING_LOGIC: ProcessingLogic = IDENTITY_LOGIC;
 
 const DAY_MS = 86_400_000;
 
@@ -83,6 +101,17 @@ interface Adapters {
   readonly bus: LiveBus;
   readonly cache: QueryCache;
   readonly currentVisitors: CurrentVisitors;
+  /** Reprocessing: the active rollup version per site and day, and the run journal. */
+  readonly directory: VersionDirectory;
+  readonly journal: ReprocessJournal;
+  /** Where the event log ends and consumer groups stand (is the archive complete?). */
+  readonly positions: LogPositions;
+  /** The Kafka log for replay; null in embedded mode, where replay is refused. */
+  readonly replayLog: ReplayLog | null;
+  /** The log the archive tap reads: embedded, one that reports its commits to `positions`. */
+  tapLog(log: EventLog): EventLog;
+  /** False once an embedded archive evicted events: a reprocess would lose them. */
+  archiveIntact(): boolean;
   close(): Promise<void>;
 }
 
@@ -92,13 +121,17 @@ function embeddedAdapters(config: Config, withAccounts: boolean): Adapters {
   const store = new MemoryRollupStore({ retentionMs: {
     minute: r.minuteRetentionDays * DAY_MS, quarter: r.quarterRetentionDays * DAY_MS, hour: r.hourRetentionDays * DAY_MS, day: r.dayRetentionDays * DAY_MS,
   } });
-  const archive = new MemoryRawArchive();
+  const archive = new MemoryRawArchive({ retentionMs: config.cassandra.rawRetentionDays * DAY_MS });
+  const positions = new MemoryLogPositions(eventLog);
   const bus = new MemoryLiveBus();
   const cache = new MemoryQueryCache();
   const currentVisitors = new MemoryCurrentVisitors();
   const accountStore = withAccounts ? new MemoryAccountStore() : undefined;
   return {
     eventLog, store, archive, bus, cache, currentVisitors, accountStore,
+    directory: new MemoryVersionDirectory(), journal: new MemoryReprocessJournal(), positions, replayLog: null,
+    tapLog: (log) => positions.track(log),
+    archiveIntact: () => archive.evictedTotal === 0,
     async close() {
       await eventLog.close();
       await Promise.all([bus.close(), cache.close(), currentVisitors.close(), archive.close(), store.close(), accountStore?.close()]);
@@ -154,6 +187,10 @@ async function distributedAdapters(config: Config, logger: Logger, registry: Reg
     // Its tables come with migration 4, applied above.
     const accountStore = withAccounts ? await CassandraAccountStore.connect({ ...connection, consistency: c.consistency }) : undefined;
     if (accountStore) opened.push(accountStore);
+    const directory = await CassandraVersionDirectory.connect({ ...connection, consistency: c.consistency });
+    opened.push(directory);
+    const journal = await CassandraReprocessJournal.connect({ ...connection, consistency: c.consistency });
+    opened.push(journal);
 
     const redis = { connection: config.redis.url, keyPrefix: config.redis.keyPrefix, logger: logger.child({ adapter: 'redis' }) };
     const bus = new RedisLiveBus({ ...redis, registry });
@@ -162,7 +199,10 @@ async function distributedAdapters(config: Config, logger: Logger, registry: Reg
     opened.push(cache);
     const currentVisitors = new RedisCurrentVisitors(redis);
     opened.push(currentVisitors);
-    return { eventLog, store, archive, bus, cache, currentVisitors, accountStore, close: closeAll };
+    return {
+      eventLog, store, archive, bus, cache, currentVisitors, accountStore, directory, journal,
+      positions: eventLog, replayLog: eventLog, tapLog: (log) => log, archiveIntact: () => true, close: closeAll,
+    };
   } catch (e) {
     await closeAll();
     throw e;
@@ -193,13 +233,14 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       log: eventLog, store, bus: invalidatingBus,
       topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
       config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
-      retention: tierRetentionFromDays(config.rollups),
+      retention: tierRetentionFromDays(config.rollups), logic: PROCESSING_LOGIC,
     });
     await aggregator.start();
+    await recordLiveLogic({ directory: adapters.directory, store, scope: config.aggregate.groupId, logic: PROCESSING_LOGIC });
   }
   if (runsArchive) {
     tap = new EventTap({
-      log: eventLog, topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, groupId: `${config.aggregate.groupId}-tap`,
+      log: adapters.tapLog(eventLog), topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, groupId: `${config.aggregate.groupId}-tap`,
       archive, currentVisitors, registry, logger: logger.child({ stage: 'tap' }),
     });
     await tap.start();
@@ -208,6 +249,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   let bootstrapAdminKey: string | undefined;
   let accounts: Accounts | undefined;
   let watcher: RevocationWatcher | undefined;
+  let ops: OpsModule | undefined;
   let ingest: IngestService | undefined;
   let query: QueryService | undefined;
   let gateway: Gateway | undefined;
@@ -221,8 +263,15 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     ingest = createIngestService({
       log: eventLog, topic: config.eventLog.eventsTopic, config: config.ingest, registry, logger: logger.child({ stage: 'ingest' }),
     });
+    ops = createOpsModule({
+      store, archive, directory: adapters.directory, journal: adapters.journal, bus: invalidatingBus, logic: PROCESSING_LOGIC,
+      aggregate: config.aggregate, eventsTopic: config.eventLog.eventsTopic, tapGroupId: `${config.aggregate.groupId}-tap`,
+      positions: adapters.positions, replayLog: adapters.replayLog, rawRetentionMs: config.cassandra.rawRetentionDays * DAY_MS,
+      archiveIntact: () => adapters.archiveIntact(), options: config.ops, logger: logger.child({ stage: 'ops' }),
+    });
     query = createQueryService({
-      store, archive, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
+      // Each day is read from its active rollup version (live, or a reprocess switched to).
+      store: ops.readStore, archive, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
       settings: storeSiteSettings({
         getSite: (id) => accountStore.getSite(id), fallback: configSiteSettings(config.sites), cacheMs: config.accounts.siteSettingsCacheMs,
       }),
@@ -239,7 +288,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       authenticator: createAuthenticator(new ApiKeys(config.gateway.apiKeys), accounts),
       limits: config.limits, authorizationCacheMs: config.accounts.authorizationCacheMs,
       // Modules serving routes outside the core (ops.*) join theirs here.
-      handlers: joinHandlers(adminHandlers),
+      handlers: joinHandlers(adminHandlers, ops.handlers),
       logger: logger.child({ stage: 'gateway' }), ready: () => ready,
     });
     const gw = gateway;
@@ -264,6 +313,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         // Gateway first so nothing new arrives; then the aggregator flushes and commits what it holds.
         watcher?.stop();
         await gateway?.stop();
+        await ops?.stop();
         await http?.close();
         await aggregator?.stop();
         await tap?.stop();

@@ -99,6 +99,19 @@ export const ConfigSchema = Type.Object({
     /** Filtered queries scan the raw archive; beyond this many events they fail with QUERY_TOO_LARGE. */
     maxRawScanEvents: Type.Integer({ minimum: 1, default: 2_000_000 }),
   }, { default: {}, additionalProperties: false }),
+  /** Reprocessing history (src/ops). */
+  ops: Type.Object({
+    /** A reprocess run holds its site's lease this long without renewal before another may take over. */
+    leaseTtlMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
+    /** How long a run waits for the archive tap to catch up with the event log. */
+    archiveWaitMs: Type.Integer({ minimum: 0, default: 60_000 }),
+    /** How long the query side reuses a site's version directory. */
+    directoryCacheMs: Type.Integer({ minimum: 0, default: 1_000 }),
+    /** Events folded before a stretch of reprocessed days, for visits crossing midnight. */
+    lookbackMs: Type.Integer({ minimum: 0, default: 86_400_000 }),
+    /** Rows per upsert call while reprocessing. */
+    writeBatchRows: Type.Integer({ minimum: 1, maximum: 5_000, default: 500 }),
+  }, { default: {}, additionalProperties: false }),
   /** Per-site time zone and goals for sites the account store does not hold (the store wins for its sites). */
   sites: Type.Record(SiteId, SiteSettings, { default: {} }),
   aggregate: Type.Object({

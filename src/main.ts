@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.js';
 import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli/admin-cli.js';
+import { OPS_HELP, isOpsCommand, runOpsCommand } from './cli/ops-cli.js';
 import { ConfigError, configKeys, loadConfig } from './config.js';
 import { startDemo } from './demo/run-demo.js';
 import { createLogger } from './log.js';
@@ -23,17 +24,16 @@ Configuration keys (environment variable, default):
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (isAdminCommand(argv)) {
-    const status = await runAdminCommand(argv, { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
-    process.exit(status);
-  }
+  const io = { env: process.env, out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
+  if (isAdminCommand(argv)) process.exit(await runAdminCommand(argv, io));
+  if (isOpsCommand(argv)) process.exit(await runOpsCommand(argv, io));
   const { values } = parseArgs({
     options: { demo: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help) {
     const lines = configKeys().map((k) => `  ${k.key.padEnd(34)} ${k.env.padEnd(44)} ${JSON.stringify(k.default)}`);
-    process.stdout.write(HELP + lines.join('\n') + '\n\n' + ADMIN_HELP);
+    process.stdout.write(HELP + lines.join('\n') + '\n\n' + ADMIN_HELP + '\n' + OPS_HELP);
     return;
   }
   let overrides: Record<string, unknown> = {};
