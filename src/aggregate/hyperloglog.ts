@@ -158,10 +158,10 @@ function applyToDense(registers: Uint8Array, extraBits: number, entry: number): 
   if (rho > registers[r]!) registers[r] = rho;
 }
 
-/** Position of `entry`'s index in a sorted list, or -(insertion point) - 1. */
-function findIndex(entries: readonly number[], index: number): number {
+/** Position of `entry`'s index among the first `size` sorted pairs, or -(insertion point) - 1. */
+function findIndex(entries: Int32Array, size: number, index: number): number {
   let lo = 0;
-  let hi = entries.length - 1;
+  let hi = size - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const at = entryIndex(entries[mid]!);
@@ -285,7 +285,7 @@ function readSparse(bytes: Uint8Array, shape: Shape, countOnly = false, into: Ui
   // Each pair takes at least one byte: refuse a count the blob cannot hold before allocating for it.
   if (count > end - pos) throw new HyperLogLogFormatError('sparse sketch truncated');
   if (countOnly) return count;
-  if (into === null && SPARSE_SCRATCH.length < count) SPARSE_SCRATCH = new Float64Array(Math.max(count, SPARSE_SCRATCH.length * 2));
+  if (into === null && SPARSE_SCRATCH.length < count) SPARSE_SCRATCH = new Int32Array(Math.max(count, SPARSE_SCRATCH.length * 2));
   const out = SPARSE_SCRATCH;
   const extraBits = shape.extraBits;
   const extraMask = (1 << extraBits) - 1;
@@ -336,27 +336,34 @@ function readSparse(bytes: Uint8Array, shape: Shape, countOnly = false, into: Ui
 }
 
 /** Where readSparse leaves the pairs of the blob it read last (valid until the next read). */
-let SPARSE_SCRATCH = new Float64Array(1024);
+let SPARSE_SCRATCH = new Int32Array(1024);
+/** The pairs of every empty sketch until its first pair: never written to (capacity 0). */
+const EMPTY_PAIRS = new Int32Array(0);
 /** Where mergeSparse builds a union before copying it back. */
-let MERGE_SCRATCH = new Float64Array(1024);
+let MERGE_SCRATCH = new Int32Array(1024);
 
 /**
  * A mutable sketch. `add` and `merge` change it in place (merging many buckets into one union
  * then allocates nothing per bucket); `clone` when the original must be kept.
  */
 export class HyperLogLog {
-  /** Sorted sparse pairs while sparse; null once dense. */
-  private sparse: number[] | null;
+  /**
+   * Sorted sparse pairs (entries < 2^31) in the first `size` slots while sparse; null once
+   * dense. A typed array with room to grow: no boxed numbers, and merges copy with memcpy.
+   */
+  private sparse: Int32Array | null;
+  private size: number;
   private dense: Uint8Array | null;
 
-  private constructor(private readonly shape: Shape, sparse: number[] | null, dense: Uint8Array | null) {
+  private constructor(private readonly shape: Shape, sparse: Int32Array | null, size: number, dense: Uint8Array | null) {
     this.sparse = sparse;
+    this.size = size;
     this.dense = dense;
   }
 
   /** An empty sketch of `precision` (default PRECISION = 14); RangeError outside MIN..MAX_PRECISION. */
   static empty(precision: number = PRECISION): HyperLogLog {
-    return new HyperLogLog(shapeOf(precision), [], null);
+    return new HyperLogLog(shapeOf(precision), EMPTY_PAIRS, 0, null);
   }
 
   /**
@@ -371,12 +378,10 @@ export class HyperLogLog {
       const registers = new Uint8Array(shape.registers);
       registers.set(bytes.subarray(HEADER_BYTES));
       checkRegisters(registers, shape);
-      return new HyperLogLog(shape, null, registers);
+      return new HyperLogLog(shape, null, 0, registers);
     }
     const n = readSparse(bytes, shape);
-    const entries = new Array<number>(n);
-    for (let i = 0; i < n; i++) entries[i] = SPARSE_SCRATCH[i]!;
-    return new HyperLogLog(shape, entries, null);
+    return new HyperLogLog(shape, n === 0 ? EMPTY_PAIRS : SPARSE_SCRATCH.slice(0, n), n, null);
   }
 
   /**
@@ -441,16 +446,29 @@ export class HyperLogLog {
       applyToDense(this.dense, this.shape.extraBits, entry);
       return;
     }
-    const sparse = this.sparse!;
-    const at = findIndex(sparse, entryIndex(entry));
+    let sparse = this.sparse!;
+    const size = this.size;
+    const at = findIndex(sparse, size, entryIndex(entry));
     if (at >= 0) {
       if (entryRho(entry) > entryRho(sparse[at]!)) sparse[at] = entry;
       return;
     }
+    if (size === this.shape.sparseMaxEntries) {
+      // One more pair makes it dense.
+      this.toDense();
+      applyToDense(this.dense!, this.shape.extraBits, entry);
+      return;
+    }
+    if (size === sparse.length) {
+      const grown = new Int32Array(Math.min(this.shape.sparseMaxEntries, Math.max(8, size * 2)));
+      grown.set(sparse.subarray(0, size));
+      sparse = grown;
+      this.sparse = grown;
+    }
     const insertAt = -at - 1;
-    if (insertAt === sparse.length) sparse.push(entry);
-    else sparse.splice(insertAt, 0, entry);
-    if (sparse.length > this.shape.sparseMaxEntries) this.toDense();
+    if (insertAt < size) sparse.copyWithin(insertAt + 1, insertAt, size);
+    sparse[insertAt] = entry;
+    this.size = size + 1;
   }
 
   /**
@@ -465,15 +483,15 @@ export class HyperLogLog {
     const extraBits = this.shape.extraBits;
     if (other.dense) {
       if (!this.dense) this.toDense();
-      maxInto(this.dense!, other.dense, 0);
+      maxRegisters(this.dense!, other.dense, 0, this.shape.maxRho);
       return this;
     }
     const theirs = other.sparse!;
     if (this.dense) {
-      for (let i = 0; i < theirs.length; i++) applyToDense(this.dense, extraBits, theirs[i]!);
+      for (let i = 0; i < other.size; i++) applyToDense(this.dense, extraBits, theirs[i]!);
       return this;
     }
-    this.mergeSparse(theirs, theirs.length);
+    this.mergeSparse(theirs, other.size);
     return this;
   }
 
@@ -488,15 +506,7 @@ export class HyperLogLog {
     const shape = headerOf(bytes, this.shape.p);
     if (bytes[1] === FORMAT_DENSE) {
       if (!this.dense) this.toDense();
-      const mine = this.dense!;
-      const maxRho = shape.maxRho;
-      let bad = 0;
-      for (let i = 0; i < mine.length; i++) {
-        const r = bytes[HEADER_BYTES + i]!;
-        bad |= r > maxRho ? 1 : 0;
-        if (r > mine[i]!) mine[i] = r;
-      }
-      if (bad !== 0) checkRegisters(bytes.subarray(HEADER_BYTES), shape);
+      if (!maxRegisters(this.dense!, bytes, HEADER_BYTES, shape.maxRho)) checkRegisters(bytes.subarray(HEADER_BYTES), shape);
       return this;
     }
     if (this.dense) {
@@ -510,7 +520,7 @@ export class HyperLogLog {
 
   /** Estimated number of distinct values added, rounded. */
   count(): number {
-    if (this.sparse) return sparseCount(this.sparse.length);
+    if (this.sparse) return sparseCount(this.size);
     HISTOGRAM.fill(0);
     const dense = this.dense!;
     for (let i = 0; i < dense.length; i++) HISTOGRAM[dense[i]!]!++;
@@ -519,14 +529,14 @@ export class HyperLogLog {
 
   /** True when nothing was added: the count is 0 exactly then. */
   isEmpty(): boolean {
-    if (this.sparse) return this.sparse.length === 0;
+    if (this.sparse) return this.size === 0;
     const dense = this.dense!;
     for (let i = 0; i < dense.length; i++) if (dense[i] !== 0) return false;
     return true;
   }
 
   clone(): HyperLogLog {
-    return new HyperLogLog(this.shape, this.sparse ? [...this.sparse] : null, this.dense ? new Uint8Array(this.dense) : null);
+    return new HyperLogLog(this.shape, this.sparse ? this.sparse.slice(0, this.size) : null, this.size, this.dense ? new Uint8Array(this.dense) : null);
   }
 
   toBytes(): Uint8Array {
@@ -540,10 +550,11 @@ export class HyperLogLog {
       return out;
     }
     const sparse = this.sparse!;
+    const size = this.size;
     // Sized exactly first, then written in place: no intermediate array of bytes.
-    let length = HEADER_BYTES + varintLength(sparse.length);
+    let length = HEADER_BYTES + varintLength(size);
     let prev = 0;
-    for (let i = 0; i < sparse.length; i++) {
+    for (let i = 0; i < size; i++) {
       length += varintLength(sparse[i]! - prev);
       prev = sparse[i]!;
     }
@@ -551,9 +562,9 @@ export class HyperLogLog {
     out[0] = VERSION;
     out[1] = FORMAT_SPARSE;
     out[2] = p;
-    let pos = writeVarintAt(out, HEADER_BYTES, sparse.length);
+    let pos = writeVarintAt(out, HEADER_BYTES, size);
     prev = 0;
-    for (let i = 0; i < sparse.length; i++) {
+    for (let i = 0; i < size; i++) {
       pos = writeVarintAt(out, pos, sparse[i]! - prev);
       prev = sparse[i]!;
     }
@@ -566,17 +577,18 @@ export class HyperLogLog {
    * sketches is mostly pairs it already has, and allocating a new array per merge would cost
    * more than the merge.
    */
-  private mergeSparse(theirs: ArrayLike<number>, n: number): void {
+  private mergeSparse(theirs: Int32Array, n: number): void {
     const mine = this.sparse!;
+    const size = this.size;
     if (n === 0) return;
-    const limit = mine.length + n;
-    if (MERGE_SCRATCH.length < limit) MERGE_SCRATCH = new Float64Array(Math.max(limit, MERGE_SCRATCH.length * 2));
+    const limit = size + n;
+    if (MERGE_SCRATCH.length < limit) MERGE_SCRATCH = new Int32Array(Math.max(limit, MERGE_SCRATCH.length * 2));
     const merged = MERGE_SCRATCH;
     let k = 0;
     let i = 0;
     let j = 0;
     let changed = false;
-    while (i < mine.length && j < n) {
+    while (i < size && j < n) {
       const a = mine[i]!;
       const b = theirs[j]!;
       const ia = a >>> 6;
@@ -599,30 +611,79 @@ export class HyperLogLog {
         j++;
       }
     }
-    while (i < mine.length) merged[k++] = mine[i++]!;
-    if (j < n) changed = true;
-    while (j < n) merged[k++] = theirs[j++]!;
+    if (i < size) {
+      merged.set(mine.subarray(i, size), k);
+      k += size - i;
+    }
+    if (j < n) {
+      changed = true;
+      merged.set(theirs.subarray(j, n), k);
+      k += n - j;
+    }
     if (!changed) return;
-    mine.length = k;
-    for (let x = 0; x < k; x++) mine[x] = merged[x]!;
-    if (k > this.shape.sparseMaxEntries) this.toDense();
+    if (k > this.shape.sparseMaxEntries) {
+      this.sparse = merged;
+      this.size = k;
+      this.toDense();
+      return;
+    }
+    const target = mine.length >= k && mine !== EMPTY_PAIRS ? mine : new Int32Array(Math.min(this.shape.sparseMaxEntries, k + (k >> 2) + 4));
+    target.set(merged.subarray(0, k));
+    this.sparse = target;
+    this.size = k;
   }
 
   private toDense(): void {
     const registers = new Uint8Array(this.shape.registers);
     const sparse = this.sparse!;
-    for (let i = 0; i < sparse.length; i++) applyToDense(registers, this.shape.extraBits, sparse[i]!);
+    for (let i = 0; i < this.size; i++) applyToDense(registers, this.shape.extraBits, sparse[i]!);
     this.dense = registers;
     this.sparse = null;
+    this.size = 0;
   }
 }
 
-/** `into[i] = max(into[i], from[offset + i])` over `into`. */
-function maxInto(into: Uint8Array, from: Uint8Array, offset: number): void {
-  for (let i = 0; i < into.length; i++) {
-    const r = from[offset + i]!;
-    if (r > into[i]!) into[i] = r;
+/** Word-aligned copy of a blob's registers, for maxRegisters. */
+let WORD_SCRATCH = new Int32Array(1 << (PRECISION - 2));
+const HIGH_BITS = 0x80808080 | 0;
+
+/**
+ * `into[i] = max(into[i], from[offset + i])` over `into`, four registers at a time (SWAR on
+ * 32-bit words: registers are below 128, so a byte-wise compare never borrows across bytes);
+ * a union of a year of day sketches is millions of registers. Returns false, having merged
+ * garbage, when some `from` register exceeds `maxRho`: the caller throws then. `into` must be
+ * this module's own registers (word-aligned, every value ≤ maxRho).
+ */
+function maxRegisters(into: Uint8Array, from: Uint8Array, offset: number, maxRho: number): boolean {
+  const n = into.length;
+  if ((into.byteOffset & 3) !== 0 || (n & 3) !== 0) {
+    let bad = 0;
+    for (let i = 0; i < n; i++) {
+      const r = from[offset + i]!;
+      bad |= r > maxRho ? 1 : 0;
+      if (r > into[i]!) into[i] = r;
+    }
+    return bad === 0;
   }
+  const words = n >>> 2;
+  if (WORD_SCRATCH.length < words) WORD_SCRATCH = new Int32Array(words);
+  // One native copy to align the blob's bytes (it is a view at any offset into a driver buffer).
+  new Uint8Array(WORD_SCRATCH.buffer, 0, n).set(from.subarray(offset, offset + n));
+  const theirs = WORD_SCRATCH;
+  // Int32 words, and `| 0` after each sum: V8 keeps the loop in 32-bit integer arithmetic.
+  const mine = new Int32Array(into.buffer, into.byteOffset, words);
+  // A byte b > maxRho gets its high bit set by b + (127 − maxRho); bytes ≥ 128 have it already.
+  const above = (0x7f - maxRho) * 0x01010101;
+  let over = 0;
+  for (let i = 0; i < words; i++) {
+    const b = theirs[i]!;
+    over |= ((b + above) | 0) | b;
+    const a = mine[i]!;
+    // High bit of each byte of ((a | 0x80) − b): set where a ≥ b; spread to a byte mask.
+    const keep = Math.imul(((((a | HIGH_BITS) - b) | 0) & HIGH_BITS) >>> 7, 0xff);
+    mine[i] = (a & keep) | (b & ~keep);
+  }
+  return (over & HIGH_BITS) === 0;
 }
 
 function checkRegisters(registers: Uint8Array, shape: Shape): void {

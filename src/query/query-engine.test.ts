@@ -120,6 +120,21 @@ describe('query engine over tiered rollups', function () {
     });
   }
 
+  it('a long series reads its totals from the coarse rows of its whole range: the same numbers as its points merged', async () => {
+    const req: QueryRequest = { site: SITE, metrics: SESSION_METRICS, date_range: { from: '2026-03-05', to: '2026-03-09' }, interval: 'hour', time_zone: 'UTC', compare: 'previous_period' };
+    const r = await engine.run(req);
+    const range = resolveDateRange(req.date_range, 'UTC', NOW);
+    expect(r.rows).to.have.length(120); // the bare date 'to' is inclusive: five days
+    // Points from hour rows, totals from the five day rows (and the comparison's from its own).
+    expect(r.meta.tiers).to.deep.equal(['day', 'hour']);
+    expect(r.totals).to.deep.equal(totalMetrics(bruteMerge(rows, range.fromMs, range.toMs), SESSION_METRICS));
+    expect(r.comparison!.totals).to.deep.equal(totalMetrics(bruteMerge(rows, range.fromMs - 5 * 86_400_000, range.fromMs), SESSION_METRICS));
+    r.rows.forEach((p) => {
+      const t = (p as { t: number }).t;
+      expect(p.metrics).to.deep.equal(totalMetrics(bruteMerge(rows, t, t + 3_600_000), SESSION_METRICS));
+    });
+  });
+
   it('breaks down by a session dimension: ranked, paged, the rest in "(other)", totals over all values', async () => {
     const metrics: QueryMetricName[] = ['visitors', 'visits', 'bounce_rate'];
     const req: QueryRequest = { site: SITE, metrics, dimensions: ['source'], date_range: { from: '2026-03-05', to: '2026-03-09' }, limit: 2 };

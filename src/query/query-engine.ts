@@ -75,9 +75,10 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
     return buildSpec(req, { settings, defaultTimeZone: deps.defaultTimeZone, nowMs: now() });
   }
 
-  async function read(s: QuerySpec, parts: readonly Pieces[]): Promise<{ spans: SpanResult[][]; tiers: Set<Tier>; raw: boolean; scanned: number }> {
+  async function read(s: QuerySpec, parts: readonly Pieces[]): Promise<{ spans: SpanResult[][]; wholes: Array<SpanResult | null>; tiers: Set<Tier>; raw: boolean; scanned: number }> {
     const all = parts.flatMap((p) => p.spans);
     let flat: SpanResult[];
+    let wholes: Array<SpanResult | null> = parts.map(() => null);
     let tiers = new Set<Tier>();
     let scanned = 0;
     if (s.needsRaw) {
@@ -88,9 +89,11 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
     } else {
       const nowMs = now();
       const windows = tierWindows(deps.retention, nowMs, deps.tierUsableBefore?.(nowMs));
-      const r = await readRollups(deps.store, s, all, windows);
+      // A series' totals may come from the coarse rows of its whole range (rollup-reader.ts).
+      const r = await readRollups(deps.store, s, all, windows, s.interval ? parts.map((p) => p.range) : []);
       flat = r.spans;
       tiers = r.tiers;
+      if (r.wholes.length === parts.length) wholes = r.wholes;
     }
     const out: SpanResult[][] = [];
     let i = 0;
@@ -98,7 +101,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
       out.push(flat.slice(i, i + p.spans.length));
       i += p.spans.length;
     }
-    return { spans: out, tiers, raw: s.needsRaw, scanned };
+    return { spans: out, wholes, tiers, raw: s.needsRaw, scanned };
   }
 
   async function execute(s: QuerySpec, watermark: number | null): Promise<QueryResponse> {
@@ -109,10 +112,13 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
     const got = await read(s, parts);
     const mainSpans = got.spans[got.spans.length - 1]!;
     const prevSpans = prev ? got.spans[0]! : null;
+    const mainWhole = got.wholes[got.wholes.length - 1] ?? null;
+    const prevWhole = prev ? got.wholes[0] ?? null : null;
     const goalMode = goalScope(s) !== null;
     const kind = s.interval ? 'timeseries' : s.dimension ? 'breakdown' : 'totals';
 
-    const totalOf = (spans: readonly SpanResult[]): Output => {
+    const totalOf = (spans: readonly SpanResult[], whole: SpanResult | null): Output => {
+      if (whole) return whole.total;
       if (spans.length === 1) return spans[0]!.total;
       const t = newOutput(goalMode);
       for (const sp of spans) mergeOutput(t, sp.total);
@@ -138,7 +144,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
       totalRows = b.totalRows;
       nextCursor = b.nextCursor;
     }
-    const mainTotal = totalOf(mainSpans);
+    const mainTotal = totalOf(mainSpans, mainWhole);
     const tiers = TIERS_COARSE_FIRST.filter((t) => got.tiers.has(t));
     return {
       site: s.site,
@@ -151,7 +157,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
       totals: metricsOf(mainTotal, s.metrics),
       comparison: prev && prevSpans ? {
         range: describeRange(prev.range, s.zone),
-        totals: metricsOf(totalOf(prevSpans), s.metrics),
+        totals: metricsOf(totalOf(prevSpans, prevWhole), s.metrics),
         rows: comparisonRows,
       } : null,
       watermark,

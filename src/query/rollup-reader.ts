@@ -14,7 +14,7 @@
  * cells of. A series or totals query reads heads only.
  */
 import type { Goal } from '../../protocol/schema.js';
-import { OTHER_KEY, propKey, splitPropKey, type DimCell, type DimensionName, type Rollup, type Tier } from '../aggregate/rollup.js';
+import { OTHER_KEY, propKey, splitPropKey, TIER_MS, type DimCell, type DimensionName, type Rollup, type Tier } from '../aggregate/rollup.js';
 import type { RollupParts, RollupStore } from '../aggregate/rollup-store.js';
 import { newOutput, type Output } from './aggregates.js';
 import { compileGlob, type Matcher } from './glob.js';
@@ -34,6 +34,11 @@ export interface SpanResult {
 export interface ReadResult {
   readonly spans: SpanResult[];
   readonly tiers: Set<Tier>;
+  /**
+   * Per range of `wholes`, its total read from the coarsest rows covering it; null where the
+   * caller should merge its spans' totals instead (see readRollups).
+   */
+  readonly wholes: Array<SpanResult | null>;
 }
 
 export const newSpanResult = (goalMode: boolean): SpanResult => ({ total: newOutput(goalMode), cells: new Map(), other: null });
@@ -105,8 +110,18 @@ function addCell(out: Output, cell: DimCell, part: 'base' | 'goal'): void {
 /**
  * Read and merge the rows covering each span. `spans` are disjoint and in time order; a row
  * counts in the span its bucket starts in (segments never cross spans).
+ *
+ * `wholes` (the ranges a series' spans partition, for its totals): a series total is the union
+ * of its points, and merging 720 hourly sketches costs far more than merging the 30 day rows of
+ * the same range, which hold the same registers (a union is a register-wise max, so any
+ * grouping of the same buckets gives the same sketch, bytes and count) and the same sums. So a
+ * whole range whose own cover has at most a quarter of its spans' rows is read from that cover,
+ * head only, alongside; others get null. Only without goals or a dimension: cells are capped per
+ * row, so coarser rows may fold other values into "(other)" than the finer ones did.
  */
-export async function readRollups(store: RollupStore, spec: QuerySpec, spans: readonly UtcRange[], windows: TierWindows): Promise<ReadResult> {
+export async function readRollups(
+  store: RollupStore, spec: QuerySpec, spans: readonly UtcRange[], windows: TierWindows, wholes: readonly UtcRange[] = [],
+): Promise<ReadResult> {
   const goals = goalScope(spec);
   const goalMode = goals !== null;
   const results = spans.map(() => newSpanResult(goalMode));
@@ -114,7 +129,17 @@ export async function readRollups(store: RollupStore, spec: QuerySpec, spans: re
   const reads = readsOf(segments);
   const tiers = new Set<Tier>(reads.map((r) => r.tier));
   const parts = partsOf(spec, goals);
-  const batches = await Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, parts)));
+  const wholeCovers = wholes.map((w) => {
+    if (goalMode || spec.dimension) return null;
+    const cover = coverSpan(w.fromMs, w.toMs, windows);
+    const inside = (seg: { fromMs: number; toMs: number }) => seg.fromMs < w.toMs && seg.toMs > w.fromMs;
+    return rowsIn(cover) * 4 <= rowsIn(segments.filter(inside)) ? readsOf(cover) : null;
+  });
+  for (const cover of wholeCovers) for (const r of cover ?? []) tiers.add(r.tier);
+  const [batches, wholeBatches] = await Promise.all([
+    Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, parts))),
+    Promise.all(wholeCovers.map((cover) => (cover ? Promise.all(cover.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, HEAD_ONLY))) : null))),
+  ]);
   const matcher = goals ? new GoalMatcher(goals) : null;
   const starts = spans.map((s) => s.fromMs);
   for (const rows of batches) {
@@ -124,7 +149,23 @@ export async function readRollups(store: RollupStore, spec: QuerySpec, spans: re
       accumulate(row, results[i]!, spec, matcher);
     }
   }
-  return { spans: results, tiers };
+  const wholeResults = wholeBatches.map((b, i) => {
+    if (!b) return null;
+    const w = wholes[i]!;
+    const out = newSpanResult(false);
+    for (const rows of b) for (const row of rows) if (row.bucketMs >= w.fromMs && row.bucketMs < w.toMs) accumulate(row, out, spec, null);
+    return out;
+  });
+  return { spans: results, tiers, wholes: wholeResults };
+}
+
+const HEAD_ONLY: RollupParts = { dims: [] };
+
+/** How many rows segments cover (the fallback edge's partial buckets count as one each). */
+function rowsIn(segments: ReadonlyArray<{ readonly tier: Tier; readonly fromMs: number; readonly toMs: number }>): number {
+  let n = 0;
+  for (const s of segments) n += Math.max(1, Math.ceil((s.toMs - s.fromMs) / TIER_MS[s.tier]));
+  return n;
 }
 
 /** The dimensions `accumulate` looks at for this query: nothing else is read. */
