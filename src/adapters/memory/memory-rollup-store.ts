@@ -7,6 +7,9 @@
  *   caller mutating its row afterwards changes nothing stored, every read returns fresh rows,
  *   a read with `parts` decodes only the head and the dimensions named, and a row that
  *   Cassandra could not store (bad counts, bad sketches) fails here too;
+ * - rows are filed by period (an hour of minutes, a day of quarters, four days of hours, 96
+ *   days of days, as Cassandra partitions them), so a read visits the periods of its range,
+ *   not every row of the site and tier;
  * - retention per tier, counted from the bucket start against the injectable clock `now`:
  *   rows already past retention are not written, expired rows are never returned, and a sweep
  *   (at most once a minute, on upsert) frees them. Default: no retention (`new
@@ -34,6 +37,8 @@ export interface MemoryRollupStoreOptions {
 }
 
 const NO_RETENTION: TierRetention = { minute: null, quarter: null, hour: null, day: null };
+/** Rows are filed per period of this length (Cassandra's partitions: cassandra-rollup-store.ts PERIOD_MS). */
+const PERIOD_MS: Readonly<Record<Tier, number>> = { minute: 3_600_000, quarter: 86_400_000, hour: 4 * 86_400_000, day: 96 * 86_400_000 };
 const SWEEP_INTERVAL_MS = 60_000;
 
 /** A row as stored: its head and its dimension parts, each a copy of its own. */
@@ -48,8 +53,8 @@ interface StoredCheckpoint {
 }
 
 export class MemoryRollupStore implements RollupStore {
-  /** site → tier → bucketMs → parts. */
-  private readonly sites = new Map<string, Map<Tier, Map<number, StoredRow>>>();
+  /** site → tier → period → bucketMs → parts. */
+  private readonly sites = new Map<string, Map<Tier, Map<number, Map<number, StoredRow>>>>();
   private readonly watermarks = new Map<number, number>();
   /** partition → id → checkpoint, in save order (re-saving an id moves it last). */
   private readonly checkpoints = new Map<number, Map<string, StoredCheckpoint>>();
@@ -85,10 +90,16 @@ export class MemoryRollupStore implements RollupStore {
         tiers = new Map();
         this.sites.set(row.site, tiers);
       }
-      let buckets = tiers.get(row.tier);
+      let periods = tiers.get(row.tier);
+      if (!periods) {
+        periods = new Map();
+        tiers.set(row.tier, periods);
+      }
+      const period = Math.floor(row.bucketMs / PERIOD_MS[row.tier]);
+      let buckets = periods.get(period);
       if (!buckets) {
         buckets = new Map();
-        tiers.set(row.tier, buckets);
+        periods.set(period, buckets);
       }
       buckets.set(row.bucketMs, stored);
     }
@@ -98,14 +109,22 @@ export class MemoryRollupStore implements RollupStore {
   async read(site: string, tier: Tier, fromMs: number, toMs: number, parts?: RollupParts): Promise<Rollup[]> {
     if (!TIERS.includes(tier)) throw new RangeError(`unknown tier ${JSON.stringify(tier)}`);
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new RangeError(`read range must be finite: [${fromMs}, ${toMs})`);
-    const buckets = this.sites.get(site)?.get(tier);
-    if (!buckets) return [];
+    const periods = this.sites.get(site)?.get(tier);
+    if (!periods) return [];
     const now = this.now();
     const wanted = parts ? new Set<string>(parts.dims) : null;
     const out: Rollup[] = [];
-    for (const [bucketMs, stored] of buckets) {
-      if (bucketMs >= fromMs && bucketMs < toMs && this.alive(tier, bucketMs, now)) {
-        out.push(decodeRollupParts(site, tier, bucketMs, stored.head, (name) => stored.dims.get(name), wanted));
+    const first = Math.floor(fromMs / PERIOD_MS[tier]);
+    const last = Math.floor((toMs - 1) / PERIOD_MS[tier]);
+    // Few periods in range: visit those; a range wider than the site's history: visit what there is.
+    const keys = last - first + 1 <= periods.size ? Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i) : [...periods.keys()];
+    for (const period of keys) {
+      const buckets = periods.get(period);
+      if (!buckets) continue;
+      for (const [bucketMs, stored] of buckets) {
+        if (bucketMs >= fromMs && bucketMs < toMs && this.alive(tier, bucketMs, now)) {
+          out.push(decodeRollupParts(site, tier, bucketMs, stored.head, (name) => stored.dims.get(name), wanted));
+        }
       }
     }
     return out.sort((a, b) => a.bucketMs - b.bucketMs);
@@ -150,10 +169,13 @@ export class MemoryRollupStore implements RollupStore {
   private sweep(now: number): void {
     this.lastSweepMs = now;
     for (const [site, tiers] of this.sites) {
-      for (const [tier, buckets] of tiers) {
+      for (const [tier, periods] of tiers) {
         if (this.retention[tier] === null) continue;
-        for (const bucketMs of buckets.keys()) if (!this.alive(tier, bucketMs, now)) buckets.delete(bucketMs);
-        if (buckets.size === 0) tiers.delete(tier);
+        for (const [period, buckets] of periods) {
+          for (const bucketMs of buckets.keys()) if (!this.alive(tier, bucketMs, now)) buckets.delete(bucketMs);
+          if (buckets.size === 0) periods.delete(period);
+        }
+        if (periods.size === 0) tiers.delete(tier);
       }
       if (tiers.size === 0) this.sites.delete(site);
     }
