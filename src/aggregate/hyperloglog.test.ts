@@ -141,6 +141,19 @@ describe('HyperLogLog', () => {
       ];
       for (const [name, bytes] of bad) {
         expect(() => HyperLogLog.fromBytes(bytes), name).to.throw(HyperLogLogFormatError);
+        // Merging a blob checks it as parsing does, into a sparse and into a dense sketch.
+        expect(() => sketchOf(hexIds(3, 1)).mergeBytes(bytes), `merge ${name}`).to.throw(HyperLogLogFormatError);
+        expect(() => sketchOf(hexIds(9_000, 2)).mergeBytes(bytes), `merge ${name} into dense`).to.throw(HyperLogLogFormatError);
+        // countOf reads a sparse blob only up to its pair count (its count does not depend on the pairs).
+        if (!['truncated sparse', 'trailing bytes', 'zero rho', 'repeated index'].includes(name)) {
+          expect(() => HyperLogLog.countOf(bytes), `count ${name}`).to.throw(HyperLogLogFormatError);
+        }
+      }
+      // Every register position, every value above the largest rho: a word-wise merge sees them all.
+      for (const at of [3, 4, 5, 6, 7, 1000, dense.length - 1]) {
+        for (const value of [52, 127, 128, 255]) {
+          expect(() => sketchOf(hexIds(9_000, 2)).mergeBytes(edited(dense, at, value)), `${at} = ${value}`).to.throw(HyperLogLogFormatError, /above 51/);
+        }
       }
     });
 
@@ -157,6 +170,74 @@ describe('HyperLogLog', () => {
           expect(e).to.be.instanceOf(HyperLogLogFormatError);
         }
       }
+    });
+  });
+
+  describe('blobs without parsing', () => {
+    const shapes: Array<[string, () => HyperLogLog]> = [
+      ['empty', () => HyperLogLog.empty()],
+      ['sparse', () => sketchOf(hexIds(300, 31))],
+      ['plain ids, sparse', () => sketchOf(plainIds(3000, 'b-'))],
+      ['dense', () => sketchOf(hexIds(30_000, 32))],
+      ['p = 11 sparse', () => sketchOf(hexIds(200, 33), DIMENSION_SKETCH_PRECISION)],
+      ['p = 11 dense', () => sketchOf(hexIds(5_000, 34), DIMENSION_SKETCH_PRECISION)],
+    ];
+
+    it('mergeBytes equals merge of the parsed blob, for every pair of shapes, from a Buffer at any offset', () => {
+      for (const [na, a] of shapes) {
+        for (const [nb, b] of shapes) {
+          const x = a();
+          const y = b();
+          if (x.precision !== y.precision) continue;
+          const expected = bytesOf(x.clone().merge(y));
+          // As drivers hand blobs out: a view at an odd offset into a larger buffer.
+          const blob = Buffer.concat([Buffer.from([9, 9, 9]), Buffer.from(y.toBytes()), Buffer.from([9])]).subarray(3, 3 + y.toBytes().length);
+          const before = Buffer.from(blob).toString('hex');
+          expect(bytesOf(x.mergeBytes(blob)), `${na} ∪ ${nb}`).to.equal(expected);
+          expect(blob.toString('hex'), 'the blob is not written to').to.equal(before);
+        }
+      }
+      expect(() => sketchOf(hexIds(3, 1)).mergeBytes(sketchOf(hexIds(3, 1), DIMENSION_SKETCH_PRECISION).toBytes())).to.throw(HyperLogLogFormatError, /precision 11, expected 14/);
+    });
+
+    it('countOf equals the parsed count; a remembered count is returned as is', () => {
+      for (const [name, make] of shapes) {
+        const h = make();
+        const blob = h.toBytes();
+        expect(HyperLogLog.countOf(blob), name).to.equal(h.count());
+        expect(HyperLogLog.countOf(blob), `${name}, again`).to.equal(h.count());
+      }
+      const blob = sketchOf(hexIds(10, 35)).toBytes();
+      HyperLogLog.rememberCount(blob, 12345);
+      expect(HyperLogLog.countOf(blob)).to.equal(12345);
+      // Another blob of the same bytes is counted on its own.
+      expect(HyperLogLog.countOf(Uint8Array.from(blob))).to.equal(10);
+    });
+
+    it('entryOf and addEntry add what add does', () => {
+      for (const precision of [14, DIMENSION_SKETCH_PRECISION]) {
+        const ids = [...hexIds(3_000, 36), ...plainIds(3_000, 'e-')];
+        const byAdd = sketchOf(ids, precision);
+        const byEntry = HyperLogLog.empty(precision);
+        for (const id of ids) byEntry.addEntry(HyperLogLog.entryOf(id));
+        expect(bytesOf(byEntry)).to.equal(bytesOf(byAdd));
+      }
+    });
+
+    it('stay sparse exactly as long as the pairs fit, whatever the order of adds and merges', () => {
+      // 4096 pairs at p = 14 is the most a sparse sketch holds; one more makes it dense.
+      const ids = hexIds(6_000, 37);
+      const one = HyperLogLog.empty();
+      const sizes: number[] = [];
+      for (const id of ids) {
+        one.add(id);
+        sizes.push(one.toBytes()[1]!);
+      }
+      const turn = sizes.indexOf(2);
+      expect(turn).to.be.greaterThan(4000);
+      const halves = sketchOf(ids.slice(0, turn)).merge(sketchOf(ids.slice(turn - 100, turn)));
+      expect(halves.toBytes()[1]).to.equal(1);
+      expect(bytesOf(halves.mergeBytes(sketchOf(ids.slice(turn, turn + 1)).toBytes()))).to.equal(bytesOf(sketchOf(ids.slice(0, turn + 1))));
     });
   });
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { rng as prng } from '../demo/demo-traffic.js';
 import { HyperLogLog } from './hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, type Counts, type DimCell, type Rollup } from './rollup.js';
-import { decodeRollup, encodeRollup, RollupFormatError } from './rollup-codec.js';
+import { decodeRollup, decodeRollupHead, decodeRollupParts, encodeRollup, encodeRollupParts, HEAD_PART, RollupFormatError } from './rollup-codec.js';
 import { emptyRollup } from './rollup-merge.js';
 
 const T0 = Date.UTC(2026, 2, 1, 10);
@@ -169,5 +169,92 @@ describe('rollup codec', () => {
 
   it('refuses an identity that is not a bucket start', () => {
     expect(() => decodeRollup('s', 'hour', T0 + 60_000, encodeRollup(emptyRollup('s', 'hour', T0)))).to.throw(RangeError);
+  });
+});
+
+describe('rollup codec: parts', () => {
+  /** Parts as a store keeps them: each a copy of its own, looked up by name. */
+  function stored(row: Rollup): { head: Uint8Array; part: (name: string) => Uint8Array | undefined; names: string[] } {
+    const p = encodeRollupParts(row);
+    const dims = new Map(p.dims.map(([name, blob]) => [name, Uint8Array.from(blob)]));
+    return { head: Uint8Array.from(p.head), part: (name) => dims.get(name), names: p.dims.map(([name]) => name) };
+  }
+
+  it('round-trip rows exactly, as the whole-row blob does, and give stable bytes', () => {
+    const rand = prng(2);
+    for (let i = 0; i < 50; i++) {
+      const row = randomRow(rand);
+      const s = stored(row);
+      expect(s.names).to.deep.equal(Object.keys(row.dims));
+      const back = decodeRollupParts(row.site, row.tier, row.bucketMs, s.head, s.part);
+      expect(plain(back)).to.deep.equal(plain(row));
+      expect(Object.getOwnPropertyDescriptor(back.revenue, '__proto__')?.value).to.deep.equal({ USD: 0.1 });
+      const again = encodeRollupParts(back);
+      expect(hex(again.head)).to.equal(hex(s.head));
+      expect(again.dims.map(([n, b]) => [n, hex(b)])).to.deep.equal(encodeRollupParts(row).dims.map(([n, b]) => [n, hex(b)]));
+    }
+  });
+
+  it('decode only the dimensions asked for, and never ask for others', () => {
+    const row = randomRow(prng(3));
+    const s = stored(row);
+    const asked: string[] = [];
+    const part = (name: string) => {
+      asked.push(name);
+      return s.part(name);
+    };
+    const back = decodeRollupParts(row.site, row.tier, row.bucketMs, s.head, part, new Set(['exit_page', 'city']));
+    expect(asked).to.deep.equal(['exit_page']);
+    expect(plain(back)).to.deep.equal(plain({ ...row, dims: { exit_page: row.dims.exit_page } }));
+    expect(Object.keys(decodeRollupParts(row.site, row.tier, row.bucketMs, s.head, () => undefined, new Set()).dims)).to.deep.equal([]);
+  });
+
+  it('store the visitors count in the head: exact, and what countOf then answers', () => {
+    for (const n of [0, 7, 5_000, 40_000]) {
+      const h = HyperLogLog.empty();
+      for (let i = 0; i < n; i++) h.add(`c${i}`);
+      const row = { ...emptyRollup('s', 'day', Date.UTC(2026, 0, 1)), visitors: h.toBytes() };
+      const head = decodeRollupHead('s day', stored(row).head);
+      expect(head.visitorCount, `${n}`).to.equal(h.count());
+      expect(HyperLogLog.countOf(head.visitors)).to.equal(h.count());
+    }
+  });
+
+  it('keep dimensions outside the known list by name, and refuse a dimension named like the head', () => {
+    const row = { ...emptyRollup('s', 'hour', T0), dims: { page: { '/': counts(1) }, 'some new dimension': { x: counts(2) } } } as unknown as Rollup;
+    const s = stored(row);
+    expect(plain(decodeRollupParts('s', 'hour', T0, s.head, s.part))).to.deep.equal(plain(row));
+    const named = { ...emptyRollup('s', 'hour', T0), dims: { [HEAD_PART]: { x: counts(1) } } } as unknown as Rollup;
+    expect(() => encodeRollupParts(named)).to.throw(RangeError, /cannot be named/);
+  });
+
+  it('fail with a RollupFormatError on a missing part, a malformed head or part, never anything else', () => {
+    const row = randomRow(prng(4));
+    const s = stored(row);
+    const name = s.names[0]!;
+    expect(() => decodeRollupParts(row.site, row.tier, row.bucketMs, s.head, (n) => (n === name ? undefined : s.part(n)))).to.throw(RollupFormatError, new RegExp(`part "${name}" is missing`));
+    for (let n = 0; n < s.head.length; n++) {
+      expect(() => decodeRollupParts(row.site, row.tier, row.bucketMs, s.head.subarray(0, n), s.part), `head cut at ${n}`).to.throw(RollupFormatError);
+    }
+    const dim = s.part(name)!;
+    for (let n = 0; n < dim.length; n++) {
+      const cut = (p: string) => (p === name ? dim.subarray(0, n) : s.part(p));
+      expect(() => decodeRollupParts(row.site, row.tier, row.bucketMs, s.head, cut), `part cut at ${n}`).to.throw(RollupFormatError);
+    }
+    expect(() => decodeRollupParts(row.site, row.tier, row.bucketMs, Uint8Array.from([9, ...s.head.subarray(1)]), s.part)).to.throw(RollupFormatError, /unknown head version 9/);
+    // The last byte of this head is the code of its last dimension.
+    const lastCode = Uint8Array.from(s.head);
+    lastCode[lastCode.length - 1] = 99;
+    expect(() => decodeRollupHead('x', lastCode)).to.throw(RollupFormatError, /unknown dimension code 99/);
+    const rand = prng(5);
+    for (let i = 0; i < 1000; i++) {
+      const head = Uint8Array.from(s.head);
+      head[Math.floor(rand() * head.length)] = Math.floor(rand() * 256);
+      try {
+        decodeRollupParts(row.site, row.tier, row.bucketMs, head, s.part);
+      } catch (e) {
+        expect(e).to.be.instanceOf(RollupFormatError);
+      }
+    }
   });
 });
