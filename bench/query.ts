@@ -25,8 +25,8 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { QueryRequest } from '../protocol/query-schema.js';
-import { CassandraRollupStore, ROLLUP_PARTS_TABLES_CQL } from '../src/adapters/cassandra/cassandra-rollup-store.js';
-import { applyMigrations, MIGRATIONS, type Migration } from '../src/adapters/cassandra/migrations.js';
+import { CassandraRollupStore } from '../src/adapters/cassandra/cassandra-rollup-store.js';
+import { applyMigrations } from '../src/adapters/cassandra/migrations.js';
 import { RedisQueryCache } from '../src/adapters/redis/redis-query-cache.js';
 import { MinuteWindows, type WindowEvent } from '../src/aggregate/minute-windows.js';
 import { mergeRollups } from '../src/aggregate/rollup-merge.js';
@@ -126,16 +126,6 @@ async function load(store: CassandraRollupStore, firstDayMs: number): Promise<vo
   process.stdout.write(`loaded in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
 }
 
-/**
- * The migrations with the rollup-parts tables the store reads (cassandra-rollup-store.ts), for as
- * long as migrations.ts does not declare them itself.
- */
-function withRollupParts(migrations: readonly Migration[]): readonly Migration[] {
-  if (migrations.some((m) => m.statements.some((st) => st.includes('rollup_parts_')))) return migrations;
-  const next = Math.max(...migrations.map((m) => m.version)) + 1;
-  return [...migrations, { version: next, name: 'rollup parts (bench: until migrations.ts declares them)', statements: ROLLUP_PARTS_TABLES_CQL }];
-}
-
 interface Measured { p50: number; p99: number }
 
 async function measure(fn: () => Promise<unknown>, iterations = ITERATIONS): Promise<Measured> {
@@ -156,7 +146,7 @@ async function main(): Promise<void> {
   const stack = await stackUp(() => {});
   process.stdout.write(`stack: started ${stack.started.join(', ') || 'nothing'}; reused ${stack.reused.join(', ') || 'nothing'}\n`);
   const connection = { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: KEYSPACE };
-  await applyMigrations({ ...connection, replication: { class: 'SimpleStrategy', replicationFactor: 1 }, migrations: withRollupParts(MIGRATIONS) });
+  await applyMigrations({ ...connection, replication: { class: 'SimpleStrategy', replicationFactor: 1 } });
   const store = await CassandraRollupStore.connect({ ...connection, consistency: 'LOCAL_ONE' });
   const cache = new RedisQueryCache({ connection: { host: '127.0.0.1', port: 6379 }, keyPrefix: `sluice-bench-query-${randomUUID().slice(0, 6)}:` });
   try {

@@ -7,11 +7,8 @@
  */
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  CassandraRollupStore, PERIOD_MS, periodOf, ROLLUP_PARTS_TABLES_CQL, type CassandraRollupStoreOptions,
-} from '../../src/adapters/cassandra/cassandra-rollup-store.js';
+import { CassandraRollupStore, PERIOD_MS, periodOf, type CassandraRollupStoreOptions } from '../../src/adapters/cassandra/cassandra-rollup-store.js';
 import { createTestKeyspace, type TestKeyspace } from '../../src/adapters/cassandra/cassandra-test-kit.js';
-import { MIGRATIONS, type Migration } from '../../src/adapters/cassandra/migrations.js';
 import { encodeRollupParts, HEAD_PART } from '../../src/aggregate/rollup-codec.js';
 import { HyperLogLog } from '../../src/aggregate/hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, DIMENSIONS, OTHER_KEY, TIER_MS, type Counts, type DimCell, type Rollup, type Tier } from '../../src/aggregate/rollup.js';
@@ -36,15 +33,6 @@ function row(site: string, tier: Tier, bucketMs: number, pageviews: number, extr
     dims: { page: { '/': counts(pageviews) } }, revenue: {}, bots: 0,
     ...extra,
   };
-}
-
-/**
- * The declared migrations, with the rollup-parts tables this store needs for as long as
- * migrations.ts does not declare them itself.
- */
-function withRollupParts(migrations: readonly Migration[]): readonly Migration[] {
-  if (migrations.some((m) => m.statements.some((st) => st.includes('rollup_parts_')))) return migrations;
-  return [...migrations, { version: Math.max(...migrations.map((m) => m.version)) + 1, name: 'rollup parts', statements: ROLLUP_PARTS_TABLES_CQL }];
 }
 
 /** Rows as comparable plain values (byte arrays as hex). */
@@ -75,7 +63,7 @@ describe('CassandraRollupStore (real node)', function () {
 
   before(async () => {
     const s = stackEndpoints();
-    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter }, { migrations: withRollupParts(MIGRATIONS) });
+    ks = await createTestKeyspace({ contactPoints: s.cassandraContactPoints, localDataCenter: s.cassandraDataCenter });
   });
   after(async () => ks?.drop());
   beforeEach(() => {

@@ -1,7 +1,7 @@
 /**
  * RollupStore on Cassandra (schema: ROLLUP_PARTS_TABLES_CQL below — tables
- * rollup_parts_{minute,quarter,hour,day}, applied by migrations.ts — aggregate_checkpoints from
- * migration 3 and rollup_watermarks from version 1).
+ * rollup_parts_{minute,quarter,hour,day}, migration 6 — aggregate_checkpoints from migration 3
+ * and rollup_watermarks from version 1).
  *
  * - One table per tier; rows live in one partition per (site, period). A period is a fixed
  *   number of buckets (PERIOD_MS: an hour of minutes, a day of quarters, four days of hours,
@@ -108,6 +108,8 @@ const DAY_S = 86_400;
  * name) then bucket, so `part IN (...) AND bucket_ms >= ? AND bucket_ms < ?` reads contiguous
  * slices. Time-window compaction as migration 3 chose it (20–40 windows over each tier's
  * default retention); gc_grace_seconds a day: rows are never deleted, they expire.
+ * Released as migration 6: never edit these statements (the runner checks their checksum); a
+ * change of schema is a new migration.
  */
 export const ROLLUP_PARTS_TABLES_CQL: readonly string[] = ([['minute', 1], ['quarter', 14], ['hour', 30], ['day', 180]] as const).map(([tier, windowDays]) => `CREATE TABLE IF NOT EXISTS {keyspace}.rollup_parts_${tier} (
         site text,
