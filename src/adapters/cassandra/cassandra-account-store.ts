@@ -10,7 +10,7 @@
 import cassandra from 'cassandra-driver';
 import type { Organisation, Site, User } from '../../../protocol/admin-schema.js';
 import type { AccountStore, StoredKey } from '../../accounts/account-store.js';
-import { checkKeyspace, connectClient, pagedRows, requireTables, type CassandraConnectOptions } from './cassandra-client.js';
+import { type CassandraConnectOptions, connectWithTables, pagedRows } from './cassandra-client.js';
 
 /** The tables, as migration statements (migrations.ts applies them under its lease). */
 export const ACCOUNT_TABLES_CQL: readonly string[] = [
@@ -46,15 +46,7 @@ export class CassandraAccountStore implements AccountStore {
   private readonly now: () => number;
 
   static async connect(options: CassandraAccountStoreOptions): Promise<CassandraAccountStore> {
-    checkKeyspace(options.keyspace);
-    const client = await connectClient(options);
-    try {
-      await requireTables(client, options.keyspace, TABLES);
-    } catch (e) {
-      await client.shutdown();
-      throw e;
-    }
-    return new CassandraAccountStore(client, options);
+    return new CassandraAccountStore(await connectWithTables(options, TABLES), options);
   }
 
   private constructor(private readonly client: cassandra.Client, options: CassandraAccountStoreOptions) {

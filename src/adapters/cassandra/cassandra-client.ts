@@ -95,6 +95,22 @@ export async function requireTables(client: cassandra.Client, keyspace: string, 
   }
 }
 
+/**
+ * A client for an adapter: the keyspace name checked, connected, and the adapter's tables
+ * required (apply the migrations first); the client is shut down again when they are missing.
+ */
+export async function connectWithTables(options: CassandraConnectOptions, tables: readonly string[]): Promise<cassandra.Client> {
+  checkKeyspace(options.keyspace);
+  const client = await connectClient(options);
+  try {
+    await requireTables(client, options.keyspace, tables);
+  } catch (e) {
+    await client.shutdown();
+    throw e;
+  }
+  return client;
+}
+
 /** Every row of a query, page by page: at most one page is held at a time. */
 export async function* pagedRows(
   client: cassandra.Client, query: string, params: unknown[], fetchSize: number,

@@ -11,7 +11,7 @@
  */
 import cassandra from 'cassandra-driver';
 import type { DayRecord, DayState, LeaseOutcome, ReprocessJournal, RunKind, RunRecord, RunState } from '../../ops/reprocess-journal.js';
-import { checkKeyspace, connectClient, requireTables, toNumber, type CassandraConnectOptions } from './cassandra-client.js';
+import { type CassandraConnectOptions, connectWithTables, toNumber } from './cassandra-client.js';
 
 const TABLES = ['reprocess_runs', 'reprocess_run_days', 'ops_leases'] as const;
 const LWT = { serialConsistency: cassandra.types.consistencies.serial, isIdempotent: false } as const;
@@ -31,15 +31,7 @@ export class CassandraReprocessJournal implements ReprocessJournal {
 
   /** Connects and checks that the schema is there; apply the migrations first. */
   static async connect(options: CassandraConnectOptions): Promise<CassandraReprocessJournal> {
-    checkKeyspace(options.keyspace);
-    const client = await connectClient(options);
-    try {
-      await requireTables(client, options.keyspace, TABLES);
-    } catch (e) {
-      await client.shutdown();
-      throw e;
-    }
-    return new CassandraReprocessJournal(client, options.keyspace);
+    return new CassandraReprocessJournal(await connectWithTables(options, TABLES), options.keyspace);
   }
 
   private constructor(private readonly client: cassandra.Client, ks: string) {

@@ -19,7 +19,7 @@ import {
   type AuditEntry, type DayVersion, type LiveLogicEntry, type SwitchAction, type SwitchOutcome, type SwitchRequest, type VersionDirectory,
 } from '../../ops/version-directory.js';
 import { LIVE_VERSION } from '../../ops/version-key.js';
-import { checkKeyspace, connectClient, requireTables, toNumber, type CassandraConnectOptions } from './cassandra-client.js';
+import { type CassandraConnectOptions, connectWithTables, toNumber } from './cassandra-client.js';
 
 const TABLES = ['rollup_versions', 'rollup_version_audit', 'live_logic_versions'] as const;
 const LWT = { serialConsistency: cassandra.types.consistencies.serial, isIdempotent: false } as const;
@@ -36,15 +36,7 @@ export class CassandraVersionDirectory implements VersionDirectory {
 
   /** Connects and checks that the schema is there; apply the migrations first. */
   static async connect(options: CassandraConnectOptions): Promise<CassandraVersionDirectory> {
-    checkKeyspace(options.keyspace);
-    const client = await connectClient(options);
-    try {
-      await requireTables(client, options.keyspace, TABLES);
-    } catch (e) {
-      await client.shutdown();
-      throw e;
-    }
-    return new CassandraVersionDirectory(client, options.keyspace);
+    return new CassandraVersionDirectory(await connectWithTables(options, TABLES), options.keyspace);
   }
 
   private constructor(private readonly client: cassandra.Client, ks: string) {
