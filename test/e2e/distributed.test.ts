@@ -6,79 +6,28 @@
  * final rollups equal an exact recount of what was acknowledged: nothing lost, nothing twice.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { Event, LiveMessage, TimeseriesResponse, TotalsResponse } from '../../protocol/schema.js';
 import { SluiceClient } from '../../src/client/sluice-client.js';
-import { stackEndpoints } from '../support/stack-fixture.js';
+import { distributedEnv, startSluiceProcess, type SluiceProcess } from '../support/sluice-process.js';
 import { waitFor } from '../support/wait-for.js';
 
 const KEY = 'distributed-test-key-1';
 const MINUTE = 60_000;
 
-interface Proc {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  started?: Record<string, unknown>;
-}
-
 describe('distributed mode: two gateways, two aggregators, real Kafka, Cassandra and Redis', function () {
   this.timeout(240_000);
   const run = randomUUID().slice(0, 8);
-  const procs: Proc[] = [];
+  const procs: SluiceProcess[] = [];
 
-  function env(roles: string): NodeJS.ProcessEnv {
-    const s = stackEndpoints();
-    return {
-      ...process.env,
-      SLUICE_MODE: 'distributed',
-      SLUICE_ROLES: roles,
-      SLUICE_LOG_LEVEL: 'info',
-      SLUICE_GATEWAY_TCP_PORT: '0',
-      SLUICE_GATEWAY_WS_PORT: '0',
-      SLUICE_GATEWAY_HTTP_PORT: '0',
-      SLUICE_GATEWAY_API_KEYS: KEY,
-      SLUICE_KAFKA_BROKERS: s.kafkaBrokers.join(' '),
-      SLUICE_KAFKA_SESSION_TIMEOUT_MS: '6000',
-      SLUICE_CASSANDRA_CONTACT_POINTS: s.cassandraContactPoints.join(' '),
-      SLUICE_CASSANDRA_LOCAL_DATA_CENTER: s.cassandraDataCenter,
-      SLUICE_CASSANDRA_KEYSPACE: `sluice_e2e_${run}`,
-      SLUICE_REDIS_URL: s.redisUrl,
-      SLUICE_REDIS_KEY_PREFIX: `sluice-e2e-${run}:`,
-      SLUICE_EVENT_LOG_PARTITIONS: '4',
-      SLUICE_EVENT_LOG_EVENTS_TOPIC: `e2e-${run}.events`,
-      SLUICE_EVENT_LOG_LATE_TOPIC: `e2e-${run}.late`,
-      SLUICE_EVENT_LOG_DEAD_LETTER_TOPIC: `e2e-${run}.dead-letter`,
-      SLUICE_AGGREGATE_GROUP_ID: `e2e-${run}-aggregate`,
-      SLUICE_AGGREGATE_FLUSH_INTERVAL_MS: '200',
-      SLUICE_AGGREGATE_MAX_OUT_OF_ORDER_MS: '2000',
-    };
-  }
-
-  async function start(name: string, roles: string): Promise<Proc> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: env(roles), stdio: ['ignore', 'pipe', 'pipe'] });
-    const proc: Proc = { name, child, lines: [] };
-    let buffered = '';
-    const collect = (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      proc.lines.push(...parts);
-    };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
+  async function start(name: string, roles: string): Promise<SluiceProcess> {
+    const proc = await startSluiceProcess(name, distributedEnv(run, roles, { SLUICE_GATEWAY_API_KEYS: KEY, SLUICE_EVENT_LOG_PARTITIONS: '4' }));
     procs.push(proc);
-    proc.started = await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${proc.lines.slice(-20).join('\n')}`);
-      return proc.lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } })
-        .find((l) => typeof l?.msg === 'string' && l.msg.startsWith('Sluice started'));
-    }, { what: `${name} to start`, deadlineMs: 90_000 });
     return proc;
   }
 
-  const alive = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
+  const alive = (p: SluiceProcess) => p.alive();
 
   after(async () => {
     for (const p of procs) if (alive(p)) p.child.kill('SIGKILL');
@@ -90,8 +39,8 @@ describe('distributed mode: two gateways, two aggregators, real Kafka, Cassandra
     await start('aggregator-1', 'aggregate archive');
     const aggregator2 = await start('aggregator-2', 'aggregate archive');
 
-    const source = await SluiceClient.connect({ url: `tcp://127.0.0.1:${gatewayA.started!.tcp as number}`, apiKey: KEY });
-    const dashboard = await SluiceClient.connect({ url: `ws://127.0.0.1:${gatewayB.started!.ws as number}`, apiKey: KEY });
+    const source = await SluiceClient.connect({ url: `tcp://127.0.0.1:${gatewayA.started.tcp as number}`, apiKey: KEY });
+    const dashboard = await SluiceClient.connect({ url: `ws://127.0.0.1:${gatewayB.started.ws as number}`, apiKey: KEY });
     const sites = ['alpha.example', 'beta.example', 'gamma.example', 'delta.example', 'epsilon.example'];
     const messages: LiveMessage[] = [];
     dashboard.stream<LiveMessage>('live.metrics', { site: sites[0], windowMinutes: 10 }, 1_000_000, { next: (m) => messages.push(m) });
