@@ -14,7 +14,9 @@
  * Loading: the events are generated (seeded), rolled up by the aggregator's own code
  * (MinuteWindows for minute rows, mergeRollups for the coarser tiers) and written to a keyspace
  * of their own, once: a marker checkpoint names the event count, so later runs reuse the data
- * (BENCH_RELOAD=1 loads again). Minute rows older than their retention are dropped by the store
+ * (BENCH_RELOAD=1 loads again). A load first empties the rollup tables of that keyspace (its own),
+ * so no row of an earlier load (another size, another day) stays beside the new ones. Minute
+ * rows older than their retention are dropped by the store
  * as in production, so old months are served from quarter, hour and day rows. A day's rows are
  * written while the next day's are built (one write in flight), so loading takes the larger of
  * the two costs, not their sum.
@@ -23,6 +25,7 @@
  * BENCH_RELOAD. Needs the local stack (started when absent, like the tests).
  */
 import { randomUUID } from 'node:crypto';
+import cassandra from 'cassandra-driver';
 import { performance } from 'node:perf_hooks';
 import type { QueryRequest } from '../protocol/query-schema.js';
 import { CassandraRollupStore } from '../src/adapters/cassandra/cassandra-rollup-store.js';
@@ -30,7 +33,7 @@ import { applyMigrations } from '../src/adapters/cassandra/migrations.js';
 import { RedisQueryCache } from '../src/adapters/redis/redis-query-cache.js';
 import { MinuteWindows, type WindowEvent } from '../src/aggregate/minute-windows.js';
 import { mergeRollups } from '../src/aggregate/rollup-merge.js';
-import { TIER_MS, type Rollup, type Tier } from '../src/aggregate/rollup.js';
+import { TIER_MS, TIERS, type Rollup, type Tier } from '../src/aggregate/rollup.js';
 import { rng } from '../src/demo/demo-traffic.js';
 import { createQueryService } from '../src/query/query-service.js';
 import { goalScope, partsOf } from '../src/query/rollup-reader.js';
@@ -126,6 +129,17 @@ async function load(store: CassandraRollupStore, firstDayMs: number): Promise<vo
   process.stdout.write(`loaded in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
 }
 
+/** Empties the bench keyspace's rollup tables: a load must leave exactly its own rows. */
+async function emptyRollupTables(connection: { contactPoints: string[]; localDataCenter: string; keyspace: string }): Promise<void> {
+  const client = new cassandra.Client({ contactPoints: connection.contactPoints, localDataCenter: connection.localDataCenter });
+  try {
+    await client.connect();
+    for (const tier of TIERS) await client.execute(`TRUNCATE ${connection.keyspace}.rollup_parts_${tier}`);
+  } finally {
+    await client.shutdown();
+  }
+}
+
 interface Measured { p50: number; p99: number }
 
 async function measure(fn: () => Promise<unknown>, iterations = ITERATIONS): Promise<Measured> {
@@ -155,6 +169,7 @@ async function main(): Promise<void> {
     const marker = `loaded-parts:${EVENTS}:${DAYS}:${firstDayMs}`;
     if (process.env.BENCH_RELOAD === '1' || (await store.loadCheckpoint(MARKER_PARTITION, marker)) === null) {
       process.stdout.write(`loading ${int(EVENTS)} events over ${DAYS} days into ${KEYSPACE}…\n`);
+      await emptyRollupTables(connection);
       await load(store, firstDayMs);
       await store.saveCheckpoint(MARKER_PARTITION, marker, Buffer.from(new Date().toISOString()));
     } else {
