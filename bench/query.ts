@@ -22,7 +22,8 @@
  * the two costs, not their sum.
  *
  * Environment: BENCH_EVENTS (default 10,000,000), BENCH_DAYS (400), BENCH_ITERATIONS (200),
- * BENCH_RELOAD. Needs the local stack (started when absent, like the tests).
+ * BENCH_RELOAD, BENCH_KEYSPACE (default sluice_bench_query: keep loads of several sizes apart).
+ * Needs the local stack (started when absent, like the tests).
  */
 import { randomUUID } from 'node:crypto';
 import cassandra from 'cassandra-driver';
@@ -41,7 +42,7 @@ import { envNumber, int, machineLine, percentile, stackUp } from './pipeline-sup
 
 const DAY_MS = 86_400_000;
 const SITE = 'bench-query.example';
-const KEYSPACE = 'sluice_bench_query';
+const KEYSPACE = process.env.BENCH_KEYSPACE ?? 'sluice_bench_query';
 const MAX_KEYS = 200;
 /** A partition number no event log has: the marker never meets a real checkpoint. */
 const MARKER_PARTITION = 999_999;
