@@ -208,6 +208,16 @@ export const QueryMeta = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()]),
   /** Relative standard error of `visitors` (row-level values use smaller sketches: a larger error). */
   visitors_error: Type.Number(),
+  /**
+   * The processing logic versions whose rows answered (several when part of the range was
+   * reprocessed with newer logic; empty when unknown). A reprocess that restates a range the
+   * response covers changes it, and a live.query subscriber gets the restated values.
+   */
+  logic_versions: Type.Array(Type.Integer({ minimum: 0 })),
+  /** final: the whole range ends at or before the watermark; provisional: late events may still change it. */
+  status: Type.Union([Type.Literal('final'), Type.Literal('provisional')]),
+  /** Days of the range served from a reprocessed rollup version. */
+  reprocessed_days: Type.Integer({ minimum: 0 }),
 }, { additionalProperties: false });
 export type QueryMeta = Static<typeof QueryMeta>;
 

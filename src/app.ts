@@ -271,7 +271,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     });
     query = createQueryService({
       // Each day is read from its active rollup version (live, or a reprocess switched to).
-      store: ops.readStore, archive, cache, cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
+      store: ops.readStore, archive, cache, provenance: (site, fromMs, toMs) => ops!.readStore.provenance(site, fromMs, toMs), cacheTtlMs: config.redis.queryCacheTtlMs, logger: logger.child({ stage: 'query' }),
       settings: storeSiteSettings({
         getSite: (id) => accountStore.getSite(id), fallback: configSiteSettings(config.sites), cacheMs: config.accounts.siteSettingsCacheMs,
       }),

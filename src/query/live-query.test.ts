@@ -149,7 +149,7 @@ describe('live.query streams', () => {
 
   it('diffResponses: a moved range is a new snapshot; no change is nothing', () => {
     const base = { site: SITE, kind: 'totals', range: { from: 0, to: MIN, from_local: '', to_local: '' }, time_zone: 'UTC', interval: null, dimension: null, rows: [], totals: { pageviews: 1 }, comparison: null, watermark: null,
-      meta: { tiers: [], raw_archive_scanned: false, raw_events_scanned: 0, includes_other: false, total_rows: 0, page: 1, limit: 10, next_cursor: null, visitors_error: 0 } } satisfies QueryResponse;
+      meta: { tiers: [], raw_archive_scanned: false, raw_events_scanned: 0, includes_other: false, total_rows: 0, page: 1, limit: 10, next_cursor: null, visitors_error: 0, logic_versions: [], status: 'provisional', reprocessed_days: 0 } } satisfies QueryResponse;
     expect(diffResponses(base, { ...base, watermark: 5 })).to.equal(null);
     expect(diffResponses(base, { ...base, range: { ...base.range, to: 2 * MIN } })).to.equal('snapshot');
     expect(diffResponses(base, { ...base, totals: { pageviews: 2 } })).to.deep.equal({ type: 'update', rows: [], totals: { pageviews: 2 }, watermark: null });

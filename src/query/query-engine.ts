@@ -40,6 +40,8 @@ export interface QueryEngineDeps {
    * store that fills coarse tiers only later; default: every tier is as current as the minutes.
    */
   readonly tierUsableBefore?: (nowMs: number) => Partial<Record<Tier, number>>;
+  /** Which logic versions built the rows of a range and how many days were reprocessed (ops/versioned-rollup-store.ts). */
+  readonly provenance?: (site: string, fromMs: number, toMs: number) => Promise<{ readonly logicVersions: readonly number[]; readonly reprocessedDays: number }>;
   readonly now?: () => number;
 }
 
@@ -105,6 +107,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
   }
 
   async function execute(s: QuerySpec, watermark: number | null): Promise<QueryResponse> {
+    const provenance = deps.provenance ? await deps.provenance(s.site, s.range.fromMs, s.range.toMs) : null;
     const main = piecesOf(s, s.range);
     const prev = s.comparison ? piecesOf(s, s.comparison) : null;
     // The comparison period comes first: the raw path scans both in one pass, in time order.
@@ -171,6 +174,9 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
         limit: s.limit,
         next_cursor: nextCursor,
         visitors_error: goalMode ? standardErrorOf(DIMENSION_SKETCH_PRECISION) : STANDARD_ERROR,
+        logic_versions: provenance ? [...provenance.logicVersions] : [],
+        status: watermark !== null && s.range.toMs <= watermark ? 'final' : 'provisional',
+        reprocessed_days: provenance?.reprocessedDays ?? 0,
       },
     };
   }

@@ -33,7 +33,7 @@ import type { RollupStore } from '../aggregate/rollup-store.js';
 import { SluiceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CacheTicket, QueryCache } from './query-cache.js';
-import { createQueryEngine, type QueryEngine } from './query-engine.js';
+import { createQueryEngine, type QueryEngine, type QueryEngineDeps } from './query-engine.js';
 import type { QuerySpec } from './query-spec.js';
 import { configSiteSettings, type SiteSettingsSource } from './site-settings.js';
 import type { RetentionDays } from './tier-plan.js';
@@ -73,6 +73,8 @@ export interface QueryServiceDeps {
   readonly maxRawScanEvents?: number;
   readonly sessionTimeoutMs?: number;
   readonly tierUsableBefore?: (nowMs: number) => Partial<Record<Tier, number>>;
+  /** Logic versions and reprocessed days of a range, shown in each response's meta (the ops module's read store). */
+  readonly provenance?: QueryEngineDeps['provenance'];
   readonly now?: () => number;
 }
 
@@ -102,6 +104,7 @@ export function createQueryService(deps: QueryServiceDeps): QueryService {
     maxRawScanEvents: deps.maxRawScanEvents ?? 2_000_000,
     sessionTimeoutMs: deps.sessionTimeoutMs ?? 30 * 60_000,
     tierUsableBefore: deps.tierUsableBefore,
+    provenance: deps.provenance,
     now: deps.now,
   });
 

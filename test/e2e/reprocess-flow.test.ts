@@ -94,6 +94,10 @@ for (const mode of ['embedded', 'distributed'] as Mode[]) {
       expect(versions.logicVersions).to.deep.equal([3]);
       expect(versions.status).to.equal('final');
       expect(versions.audit.map((a) => [a.day, a.fromVersion, a.toVersion, a.logicVersion])).to.deep.equal([[iso(dayA), 0, 1, 3], [iso(dayB), 0, 1, 3]]);
+      // Query responses say so too: the logic version that built the days, final, both reprocessed.
+      const restated = await client.query({ site: p.site, date_range: { from: dayA, to: end }, metrics: ['pageviews'], time_zone: 'UTC' }) as QueryResponse;
+      expect(restated.meta).to.include({ status: 'final', reprocessed_days: 2 });
+      expect(restated.meta.logic_versions).to.deep.equal([3]);
       await waitFor(() => messages.some((m) => (m as { type?: string }).type !== 'snapshot' && JSON.stringify(m).includes(String(sumTotals(reference).pageviews))),
         { what: 'the live query to restate the reprocessed days', deadlineMs: 20_000 });
 

@@ -189,6 +189,7 @@ export class Pipeline {
     const ingest = createIngestService({ log: engines.log, topic: config.eventLog.eventsTopic, config: config.ingest, registry });
     const query = createQueryService({
       store: this.ops.readStore, archive: engines.archive, cache, retention: config.rollups,
+      provenance: (site, fromMs, toMs) => this.ops.readStore.provenance(site, fromMs, toMs),
       sessionTimeoutMs: config.aggregate.sessionTimeoutMs,
     });
     this.gateway = new Gateway({
