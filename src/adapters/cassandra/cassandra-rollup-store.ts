@@ -42,7 +42,7 @@
  *   that died, chunks that expired first) or when the digest differs. Kept `checkpointTtlMs`
  *   (7 days); the statics get the TTL left to the chunks, so they never outlive them.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import cassandra from 'cassandra-driver';
 import { decodeRollupHead, decodeRollupParts, encodeRollupParts, HEAD_PART } from '../../aggregate/rollup-codec.js';
 import { checkBucket } from '../../aggregate/rollup-merge.js';
@@ -125,6 +125,22 @@ export const ROLLUP_PARTS_TABLES_CQL: readonly string[] = ([['minute', 1], ['qua
 /** Every part a whole-row read asks for: the head and each known dimension. */
 const ALL_PARTS: readonly string[] = [HEAD_PART, ...DIMENSIONS];
 
+/**
+ * The write time of one row's batch, in µs. A row is several cells (its head and each part), and
+ * Cassandra settles each cell on its own by write time, a tie by the greater value: two writers
+ * whose batches carry the same time could leave a row mixed from both. Driver timestamps are
+ * milliseconds × 1000 plus a per-client counter, so two clients collide easily within one
+ * millisecond; random low digits make a tie between two processes' concurrent writes a
+ * 1-in-1000 event, and the next write of the row (every flush rewrites changed rows whole)
+ * settles it.
+ */
+let lastWriteMicros = 0;
+function writeTimestamp(): cassandra.types.Long {
+  // Strictly increasing within the process, so this process's later write of a row always wins.
+  lastWriteMicros = Math.max(Date.now() * 1000 + randomInt(1000), lastWriteMicros + 1);
+  return cassandra.types.Long.fromNumber(lastWriteMicros);
+}
+
 export class CassandraRollupStore implements RollupStore {
   private readonly insertRow: Readonly<Record<Tier, string>>;
   private readonly selectPeriod: Readonly<Record<Tier, string>>;
@@ -163,7 +179,7 @@ export class CassandraRollupStore implements RollupStore {
   private constructor(private readonly client: cassandra.Client, options: CassandraRollupStoreOptions, retention: TierRetention) {
     const ks = options.keyspace;
     const perTier = (f: (tier: Tier) => string) => Object.fromEntries(TIERS.map((t) => [t, f(t)])) as Record<Tier, string>;
-    this.insertRow = perTier((t) => `INSERT INTO ${ks}.rollup_parts_${t} (site, period, part, bucket_ms, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`);
+    this.insertRow = perTier((t) => `INSERT INTO ${ks}.rollup_parts_${t} (site, period, part, bucket_ms, data) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`);
     this.selectPeriod = perTier((t) => `SELECT part, bucket_ms, data FROM ${ks}.rollup_parts_${t} WHERE site = ? AND period = ? AND part IN ? AND bucket_ms >= ? AND bucket_ms < ?`);
     this.insertWatermark = `INSERT INTO ${ks}.rollup_watermarks (scope, partition, watermark_ms) VALUES (?, ?, ?) USING TIMESTAMP ?`;
     this.selectWatermarks = `SELECT watermark_ms FROM ${ks}.rollup_watermarks WHERE scope = ?`;
@@ -204,8 +220,9 @@ export class CassandraRollupStore implements RollupStore {
       const parts = encodeRollupParts(row);
       const query = this.insertRow[row.tier];
       const period = periodOf(row.tier, row.bucketMs);
-      const batch = [{ query, params: [row.site, period, HEAD_PART, row.bucketMs, parts.head, ttl] }];
-      for (const [name, blob] of parts.dims) batch.push({ query, params: [row.site, period, name, row.bucketMs, blob, ttl] });
+      const ts = writeTimestamp();
+      const batch = [{ query, params: [row.site, period, HEAD_PART, row.bucketMs, parts.head, ttl, ts] }];
+      for (const [name, blob] of parts.dims) batch.push({ query, params: [row.site, period, name, row.bucketMs, blob, ttl, ts] });
       batches.push(batch);
     }
     if (expired > 0) this.logger.debug({ expired }, 'rollup rows past retention not written');
