@@ -136,26 +136,31 @@ export async function readRollups(
     return rowsIn(cover) * 4 <= rowsIn(segments.filter(inside)) ? readsOf(cover) : null;
   });
   for (const cover of wholeCovers) for (const r of cover ?? []) tiers.add(r.tier);
-  const [batches, wholeBatches] = await Promise.all([
-    Promise.all(reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, parts))),
-    Promise.all(wholeCovers.map((cover) => (cover ? Promise.all(cover.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, HEAD_ONLY))) : null))),
-  ]);
   const matcher = goals ? new GoalMatcher(goals) : null;
   const starts = spans.map((s) => s.fromMs);
-  for (const rows of batches) {
+  const take = (rows: readonly Rollup[]) => {
     for (const row of rows) {
       const i = spanIndex(starts, row.bucketMs);
       if (i < 0 || row.bucketMs >= spans[i]!.toMs) continue;
       accumulate(row, results[i]!, spec, matcher);
     }
-  }
-  const wholeResults = wholeBatches.map((b, i) => {
-    if (!b) return null;
+  };
+  const wholeResults = wholes.map((): SpanResult | null => null);
+  const wholeReads = wholeCovers.flatMap((cover, i) => {
+    if (!cover) return [];
     const w = wholes[i]!;
     const out = newSpanResult(false);
-    for (const rows of b) for (const row of rows) if (row.bucketMs >= w.fromMs && row.bucketMs < w.toMs) accumulate(row, out, spec, null);
-    return out;
+    wholeResults[i] = out;
+    return cover.map((r) => ({ r, take: (rows: readonly Rollup[]) => {
+      for (const row of rows) if (row.bucketMs >= w.fromMs && row.bucketMs < w.toMs) accumulate(row, out, spec, null);
+    } }));
   });
+  // Each read is merged in as soon as it arrives, while the others are still on the wire:
+  // merging does not depend on the order rows come in (sums, sketch unions, cells by key).
+  await Promise.all([
+    ...reads.map((r) => store.read(spec.site, r.tier, r.fromMs, r.toMs, parts).then(take)),
+    ...wholeReads.map(({ r, take: into }) => store.read(spec.site, r.tier, r.fromMs, r.toMs, HEAD_ONLY).then(into)),
+  ]);
   return { spans: results, tiers, wholes: wholeResults };
 }
 
