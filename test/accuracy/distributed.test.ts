@@ -128,7 +128,13 @@ describe('accuracy: distributed mode (Kafka, Cassandra, Redis) against the exact
     await closeWindows(traffic, a, Date.now());
     await awaitWatermark(b, traffic.sites[0]!.id, finalAtOf(traffic), 180_000);
     lap('aggregate');
-    expect(await scrape(aggregators, 'sluice_aggregate_events_total', 'late'), 'events in the late lane').to.equal(lateExpected);
+    // The metric counts every time an aggregator routes a record to the late lane: when a
+    // rebalance moves a partition (two aggregators on a loaded machine), its successor re-reads
+    // what came after the last checkpoint and counts those late records again (the lane is
+    // at-least-once, deduplicated by readers). So here it is a lower bound; the exact count is
+    // checked by the single-process embedded run, and the rollups below prove no late event
+    // was counted.
+    expect(await scrape(aggregators, 'sluice_aggregate_events_total', 'late'), 'events in the late lane').to.be.at.least(lateExpected);
 
     const cmp = await compareAll(b, traffic, ref, { filters: true, whatIfLate });
     lap('compare');
