@@ -673,10 +673,16 @@ function maxRegisters(into: Uint8Array, from: Uint8Array, offset: number, maxRho
     return bad === 0;
   }
   const words = n >>> 2;
-  if (WORD_SCRATCH.length < words) WORD_SCRATCH = new Int32Array(words);
-  // One native copy to align the blob's bytes (it is a view at any offset into a driver buffer).
-  new Uint8Array(WORD_SCRATCH.buffer, 0, n).set(from.subarray(offset, offset + n));
-  const theirs = WORD_SCRATCH;
+  let theirs: Int32Array;
+  if (((from.byteOffset + offset) & 3) === 0) {
+    // Already word-aligned (rollup-codec.ts unpacks heads' sketches so).
+    theirs = new Int32Array(from.buffer, from.byteOffset + offset, words);
+  } else {
+    // One native copy to align the blob's bytes (a view at any offset into a driver buffer).
+    if (WORD_SCRATCH.length < words) WORD_SCRATCH = new Int32Array(words);
+    new Uint8Array(WORD_SCRATCH.buffer, 0, n).set(from.subarray(offset, offset + n));
+    theirs = WORD_SCRATCH;
+  }
   // Int32 words, and `| 0` after each sum: V8 keeps the loop in 32-bit integer arithmetic.
   const mine = new Int32Array(into.buffer, into.byteOffset, words);
   // A byte b > maxRho gets its high bit set by b + (127 − maxRho); bytes ≥ 128 have it already.

@@ -220,6 +220,44 @@ describe('rollup codec: parts', () => {
     }
   });
 
+  it('pack dense visitor sketches to half their size and unpack them exactly, large registers too', () => {
+    const rand = prng(6);
+    for (const n of [5_000, 40_000, 2_000_000]) {
+      const h = HyperLogLog.empty();
+      for (let i = 0; i < n; i++) h.add(`v-${i}-${rand()}`);
+      const bytes = h.toBytes();
+      expect(bytes[1], `${n} is dense`).to.equal(2);
+      const row = { ...emptyRollup('s', 'day', Date.UTC(2026, 0, 1)), visitors: bytes };
+      const s = stored(row);
+      expect(s.head.length).to.be.below(bytes.length * 0.55);
+      const back = decodeRollupParts('s', 'day', row.bucketMs, s.head, s.part);
+      expect(hex(back.visitors)).to.equal(hex(bytes));
+      // Registers start word-aligned in their buffer: unions read them four at a time.
+      expect((back.visitors.byteOffset + 3) % 4).to.equal(0);
+      expect(HyperLogLog.countOf(back.visitors)).to.equal(h.count());
+    }
+    // A register written above its largest value, or an escape list that disagrees with the nibbles.
+    const dense = HyperLogLog.empty();
+    for (let i = 0; i < 20_000; i++) dense.add(`x${i}`);
+    const head = stored({ ...emptyRollup('s', 'day', Date.UTC(2026, 0, 1)), visitors: dense.toBytes() }).head;
+    // [version, 5 counts, bots, count (a 3-byte varint here), form 1, p 14, packed…].
+    expect(dense.count()).to.be.within(2 ** 14, 2 ** 21 - 1);
+    const start = 1 + 5 + 1 + 3 + 2;
+    expect([head[start - 2], head[start - 1]]).to.deep.equal([1, 14]);
+    const firstPlain = head.subarray(start, start + 8192).findIndex((b) => (b & 15) < 15);
+    const forged = Uint8Array.from(head);
+    forged[start + firstPlain] = (forged[start + firstPlain]! & 0xf0) | 15;
+    expect(() => decodeRollupHead('x', forged)).to.throw(RollupFormatError, /escaped registers listed/);
+  });
+
+  it('read version 1 heads (sketch as is, no packing)', () => {
+    // An empty row: totals, bots, count 0, an empty sparse sketch, no revenue, no dimensions.
+    const v1 = Uint8Array.from([1, 0, 0, 0, 0, 0, 0, 0, 4, 1, 1, 14, 0, 0, 0]);
+    const head = decodeRollupHead('x', v1);
+    expect(plain({ ...emptyRollup('s', 'hour', T0), totals: head.totals, visitors: head.visitors, revenue: head.revenue, bots: head.bots })).to.deep.equal(plain(emptyRollup('s', 'hour', T0)));
+    expect(head.dimensions).to.deep.equal([]);
+  });
+
   it('keep dimensions outside the known list by name, and refuse a dimension named like the head', () => {
     const row = { ...emptyRollup('s', 'hour', T0), dims: { page: { '/': counts(1) }, 'some new dimension': { x: counts(2) } } } as unknown as Rollup;
     const s = stored(row);
