@@ -49,17 +49,10 @@
  *     revenue  as in the whole row (uv event count, ...)
  *     uv       dimension count, then per dimension (the row's dimensions, in order): uv code,
  *              k ≥ 1 for HEAD_DIMENSION_CODES[k − 1], or 0 followed by str name for any other
- *   head, version 2 (what is written now): as version 1, but the visitors sketch is a
- *   `sketch` field instead of `bytes`:
- *     u8       form: 0, then bytes (the sketch as it is), or 1: a dense sketch, packed —
- *     u8       p (PRECISION)
- *     2^(p−1)  register pairs, one byte each: low nibble the even register, high nibble the
- *              odd one; 15 means "15 or more"
- *     uv       count of registers ≥ 15, then per such register in order: uv gap (its index −
- *              the previous one's − 1; the first: its index), u8 value (15..65 − p)
- *   A day's dense sketch is 16 KiB of registers that are almost all below 15: packed it is
- *   half that, and a year of day rows is what a 12-month series reads. Decoding unpacks into
- *   a word-aligned buffer (HyperLogLog unions then need no aligning copy).
+ *   head version 2 is reserved: a development build (e6f460c, replaced within the hour, before
+ *   any release) wrote dense sketches packed two registers a byte; unpacking cost a 12-month
+ *   series more than the halved bytes saved (365 heads read and unioned in 32 ms packed, 28 ms
+ *   not). Its heads are refused; a next head format takes version 3.
  *   dimension part, version 1:
  *     u8       version = 1
  *     uv       cell count, then the cells as in the whole row
@@ -131,13 +124,6 @@ class Writer {
     this.uv(length, 'string length');
     this.ensure(length);
     this.pos += this.buf.write(s, this.pos, 'utf8');
-  }
-
-  /** Bytes without a length (the reader knows how many). */
-  raw(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
   }
 
   bytes(b: Uint8Array): void {
@@ -217,7 +203,7 @@ function writeRevenue(w: Writer, revenue: Rollup['revenue'], where: string): voi
 
 /** The part name of a row's head; never a dimension name (encodeRollupParts refuses one). */
 export const HEAD_PART = 'head';
-export const ROLLUP_HEAD_VERSION = 2;
+export const ROLLUP_HEAD_VERSION = 1;
 export const ROLLUP_DIMENSION_PART_VERSION = 1;
 
 /**
@@ -267,7 +253,7 @@ export function encodeRollupParts(row: Rollup): EncodedRollupParts {
     throw new RangeError(`${where} visitors: ${(e as Error).message}`);
   }
   w.uv(count, `${where} visitors count`);
-  writePackedSketch(w, row.visitors);
+  w.bytes(row.visitors);
   writeRevenue(w, row.revenue, where);
   w.uv(parts.length, 'dimension count');
   for (const [name] of parts) {
@@ -362,14 +348,6 @@ class Reader {
     return out;
   }
 
-  /** `length` bytes (a length the format fixes), as a view. */
-  fixed(what: string, length: number): Uint8Array {
-    if (length > this.left) this.fail(`truncated ${what}`);
-    const out = new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + this.pos, length);
-    this.pos += length;
-    return out;
-  }
-
   str(what: string): string {
     const length = this.uv(what);
     if (length > this.left) this.fail(`${what} of ${length} bytes exceeds the ${this.left} left`);
@@ -450,103 +428,6 @@ function readRevenue(r: Reader): Record<string, Record<string, number>> {
   return revenue;
 }
 
-const FORM_AS_IS = 0;
-const FORM_PACKED_DENSE = 1;
-const FORMAT_DENSE = 2;
-const HEADER_BYTES = 3;
-const NIBBLE_ESCAPE = 15;
-/** The two registers a packed byte holds, as the 16-bit little-endian word they unpack to. */
-const UNPACK = Uint16Array.from({ length: 256 }, (_, b) => (b & 15) | ((b >> 4) << 8));
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** A head's visitors sketch: dense ones packed two registers a byte (see head version 2). */
-function writePackedSketch(w: Writer, sketch: Uint8Array): void {
-  if (sketch[1] !== FORMAT_DENSE || sketch[2] !== PRECISION) {
-    w.u8(FORM_AS_IS);
-    w.bytes(sketch);
-    return;
-  }
-  const m = sketch.length - HEADER_BYTES;
-  w.u8(FORM_PACKED_DENSE);
-  w.u8(PRECISION);
-  let escapes = 0;
-  const packed = Buffer.allocUnsafe(m / 2);
-  for (let i = 0; i < m; i += 2) {
-    let lo = sketch[HEADER_BYTES + i]!;
-    let hi = sketch[HEADER_BYTES + i + 1]!;
-    if (lo >= NIBBLE_ESCAPE) {
-      lo = NIBBLE_ESCAPE;
-      escapes++;
-    }
-    if (hi >= NIBBLE_ESCAPE) {
-      hi = NIBBLE_ESCAPE;
-      escapes++;
-    }
-    packed[i >> 1] = lo | (hi << 4);
-  }
-  w.raw(packed);
-  w.uv(escapes, 'escaped register count');
-  let previous = -1;
-  for (let i = 0; i < m; i++) {
-    const v = sketch[HEADER_BYTES + i]!;
-    if (v < NIBBLE_ESCAPE) continue;
-    w.uv(i - previous - 1, 'escaped register gap');
-    w.u8(v);
-    previous = i;
-  }
-}
-
-/**
- * The visitors sketch of a version 2 head, as HyperLogLog bytes. A packed dense one is unpacked
- * into a fresh buffer whose registers start on a 4-byte boundary; it is checked as HyperLogLog
- * would check it (every register at most 65 − p), so nothing malformed gets through.
- */
-function readPackedSketch(r: Reader): Uint8Array {
-  const form = r.u8('visitors form');
-  if (form === FORM_AS_IS) return r.sketch('visitors', PRECISION);
-  if (form !== FORM_PACKED_DENSE) r.fail(`unknown visitors form ${form}`);
-  const p = r.u8('visitors precision');
-  if (p !== PRECISION) r.fail(`visitors has precision ${p}, expected ${PRECISION}`);
-  const m = 1 << p;
-  const maxRho = 65 - p;
-  const packed = r.fixed('packed visitors', m / 2);
-  // One byte before the header so the registers (after 3 header bytes) are word-aligned.
-  const buffer = new ArrayBuffer(HEADER_BYTES + 1 + m);
-  const out = new Uint8Array(buffer, 1, HEADER_BYTES + m);
-  out[0] = SKETCH_VERSION;
-  out[1] = FORMAT_DENSE;
-  out[2] = p;
-  let escaped = 0;
-  if (LITTLE_ENDIAN) {
-    const pairs = new Uint16Array(buffer, HEADER_BYTES + 1, m / 2);
-    for (let i = 0; i < m / 2; i++) {
-      const b = packed[i]!;
-      pairs[i] = UNPACK[b]!;
-      if ((b & 15) === NIBBLE_ESCAPE) escaped++;
-      if (b >= 0xf0) escaped++;
-    }
-  } else {
-    for (let i = 0; i < m / 2; i++) {
-      const b = packed[i]!;
-      out[HEADER_BYTES + 2 * i] = b & 15;
-      out[HEADER_BYTES + 2 * i + 1] = b >> 4;
-      if ((b & 15) === NIBBLE_ESCAPE) escaped++;
-      if (b >= 0xf0) escaped++;
-    }
-  }
-  const count = r.count('escaped register count', 2);
-  if (count !== escaped) r.fail(`${count} escaped registers listed, ${escaped} packed as escaped`);
-  let index = -1;
-  for (let e = 0; e < count; e++) {
-    index += r.uv('escaped register gap') + 1;
-    if (index >= m || out[HEADER_BYTES + index] !== NIBBLE_ESCAPE) r.fail(`escaped register ${index} is not one packed as escaped`);
-    const value = r.u8('escaped register');
-    if (value < NIBBLE_ESCAPE || value > maxRho) r.fail(`escaped register ${index} holds ${value}, outside ${NIBBLE_ESCAPE}..${maxRho}`);
-    out[HEADER_BYTES + index] = value;
-  }
-  return out;
-}
-
 /** What a head holds: the row without its dimensions, and the names of its dimensions in order. */
 export interface RollupHead {
   readonly totals: Counts;
@@ -565,11 +446,11 @@ export interface RollupHead {
 export function decodeRollupHead(where: string, bytes: Uint8Array): RollupHead {
   const r = new Reader(bytes, `rollup head of ${where}`);
   const version = r.u8('version');
-  if (version !== 1 && version !== 2) r.fail(`unknown head version ${version}`);
+  if (version !== ROLLUP_HEAD_VERSION) r.fail(`unknown head version ${version}`);
   const totals = r.counts('totals');
   const bots = r.uv('bots');
   const visitorCount = r.uv('visitors count');
-  const visitors = version === 1 ? r.sketch('visitors', PRECISION) : readPackedSketch(r);
+  const visitors = r.sketch('visitors', PRECISION);
   const revenue = readRevenue(r);
   const dimCount = r.count('dimension count', 1);
   const dimensions: string[] = [];
