@@ -2,12 +2,11 @@
  * Helpers of the pipeline benchmark (bench/pipeline.ts): the machine line, CPU accounting per
  * scenario, bringing up the local stack, worker threads, and formatting.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Session } from 'node:inspector/promises';
-import { writeFileSync } from 'node:fs';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
@@ -235,6 +234,7 @@ export class ScenarioProfiler {
     this.session = undefined;
     const { profile } = await session.post('Profiler.stop');
     session.disconnect();
+    mkdirSync(this.dir, { recursive: true });
     writeFileSync(join(this.dir, `pipeline-${this.name}.cpuprofile`), JSON.stringify(profile));
   }
 }
