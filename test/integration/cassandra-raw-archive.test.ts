@@ -61,6 +61,12 @@ describe('CassandraRawArchive (real node)', function () {
     return { archive, close: async () => {} };
   });
 
+  // Batches of a couple of events: every contract case then spans several batches a partition.
+  rawArchiveContract('cassandra (late-mark columns), small batches', async ({ retentionMs }) => {
+    const archive = await open({ retentionMs, shards: 2, maxBatchBytes: 900, writeConcurrency: 3, fetchSize: 7 });
+    return { archive, close: async () => {} };
+  });
+
   beforeEach(() => {
     site = `s-${randomUUID().slice(0, 8)}`;
     t0 = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
@@ -101,6 +107,36 @@ describe('CassandraRawArchive (real node)', function () {
     const after = await open({ shards: 3 });
     await after.archive([rawEvent(site, 'three', t0 + 3)]);
     expect((await all(after.read(site, t0, t0 + HOUR))).map((e) => e.id)).to.deep.equal(['one', 'two', 'three']);
+  });
+
+  it('archives a call spanning sites, hours and shards in bounded batches, an oversized event alone, copies of one event together', async () => {
+    const archive = await open({ shards: 2, maxBatchBytes: 2_000, writeConcurrency: 2 });
+    const other = `${site}-b`;
+    const evs = Array.from({ length: 90 }, (_, i) => rawEvent(i % 3 === 0 ? other : site, `id-${i}`, t0 + (i % 3) * HOUR + i * 1_000));
+    const big = rawEvent(site, 'big', t0 + 5, { title: 'x'.repeat(5_000) });
+    // Two copies of one event in one call (a retried produce): both positions are kept.
+    const twice = evs[4]!;
+    await archive.archive([...evs, big, twice], [...evs.map((_, i) => ({ partition: 1, offset: i })), { partition: 1, offset: 500 }, { partition: 2, offset: 7 }]);
+    const mine = evs.filter((e) => e.site === site).concat(big).sort((a, b) => a.ts - b.ts || Buffer.compare(Buffer.from(a.id), Buffer.from(b.id)));
+    expect(await all(archive.read(site, t0, t0 + 3 * HOUR))).to.deep.equal(mine);
+    expect((await all(archive.read(other, t0, t0 + 3 * HOUR))).map((e) => e.id)).to.deep.equal(evs.filter((e) => e.site === other).map((e) => e.id));
+    const copies = await ks!.query(
+      `SELECT copies FROM ${ks!.keyspace}.raw_events WHERE site = ? AND hour = ? AND shard = ? AND ts = ? AND id = ?`,
+      [site, Math.floor(twice.ts / HOUR), shardOf(twice.id, 2), twice.ts, twice.id],
+    );
+    expect([...(copies[0]!.copies as string[])].sort()).to.deep.equal(['1:4', '2:7']);
+    await archive.markLate([{ site, ts: twice.ts, id: twice.id, position: { partition: 1, offset: 4 } }, { site, ts: twice.ts, id: twice.id, position: { partition: 2, offset: 7 } }]);
+    expect((await all(archive.read(site, twice.ts, twice.ts + 1)))[0]!.late).to.equal(true);
+  });
+
+  it('refuses a bad batch bound', async () => {
+    let err: unknown;
+    try {
+      await open({ maxBatchBytes: 0 });
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).to.match(/maxBatchBytes must be a positive integer/);
   });
 
   it('fails loudly on a record format it does not know', async () => {

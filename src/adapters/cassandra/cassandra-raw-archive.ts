@@ -14,9 +14,17 @@
  *   record format may evolve (say, to ingest's compact log encoding) without touching the
  *   table, and a reader meeting a format it does not know fails loudly instead of misreading
  *   history.
- * - Writes are prepared, idempotent UPDATEs (the same event is the same row), at most
- *   `writeConcurrency` in flight, with a TTL from the event time: retention - (now - ts), so
- *   a re-archive never extends an event's life; events already past retention are skipped.
+ * - Writes are prepared, idempotent UPDATEs (the same event is the same row), with a TTL from
+ *   the event time: retention - (now - ts), so a re-archive never extends an event's life;
+ *   events already past retention are skipped. The statements of one call are grouped by
+ *   partition (site, hour, shard) into unlogged batches of at most `maxBatchBytes` of values,
+ *   `writeConcurrency` batches in flight: Cassandra applies a single-partition unlogged batch
+ *   as one mutation (no batch log), which costs both sides far less than one request per
+ *   event. Each batch is idempotent like its statements (absolute values, set additions), so
+ *   the driver may retry it; a failed call may have written some batches and not others,
+ *   and archiving again completes it. The default bound stays under Cassandra's default
+ *   batch_size_fail_threshold (50 KiB), which Cassandra 5 checks only for multi-partition
+ *   batches anyway.
  * - Late marks (raw-archive.ts) are two set<text> columns of the same row, added by
  *   RAW_EVENTS_LATE_MARKS_CQL: `copies`, the log positions ("partition:offset") of the copies
  *   archived, and `late`, those the aggregator sent to the late lane. Both only grow by set
@@ -37,7 +45,7 @@ import {
 import type { EnrichedEvent } from '../../ingest/enriched-event.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
-  checkKeyspace, checkRetention, connectClient, pagedRows, requireTables, toNumber, ttlFor,
+  checkKeyspace, checkRetention, connectClient, mapBounded, pagedRows, requireTables, toNumber, ttlFor,
   type CassandraConnectOptions,
 } from './cassandra-client.js';
 
@@ -46,8 +54,13 @@ export interface CassandraRawArchiveOptions extends CassandraConnectOptions {
   readonly retentionMs?: number | null;
   /** Partitions per site and hour. Default 1; raise for very large sites, never lower. */
   readonly shards?: number;
-  /** Statements in flight per archive call. Default 32. */
+  /** Batches in flight per call. Default 32. */
   readonly writeConcurrency?: number;
+  /**
+   * Bound on the values (records, keys, marks) of one single-partition batch, in bytes; a
+   * statement bigger than that goes alone. Default 48 KiB.
+   */
+  readonly maxBatchBytes?: number;
   /** Rows per page when reading. Default 500. */
   readonly fetchSize?: number;
   readonly now?: () => number;
@@ -60,6 +73,17 @@ const FORMAT_JSON = 1;
 const KNOWN_FORMATS = new Set([FORMAT_JSON]);
 const MAX_SHARDS = 256;
 const DEFAULT_RETENTION_MS = 400 * 86_400_000;
+const DEFAULT_MAX_BATCH_BYTES = 48 * 1024;
+/** What a statement costs in a batch beside its values (query id, lengths, TTL, ts, shard, hour). */
+const STATEMENT_OVERHEAD_BYTES = 48;
+
+/** A statement and the partition it writes to. */
+interface Write {
+  readonly partition: string;
+  readonly bytes: number;
+  readonly query: string;
+  readonly params: unknown[];
+}
 
 /**
  * The late-mark columns of raw_events (`{keyspace}` where the keyspace name goes), for the
@@ -82,6 +106,7 @@ export class CassandraRawArchive implements RawArchive {
   private readonly retentionMs: number | null;
   private readonly shards: number;
   private readonly writeConcurrency: number;
+  private readonly maxBatchBytes: number;
   private readonly fetchSize: number;
   private readonly now: () => number;
   private readonly logger: Logger;
@@ -116,6 +141,8 @@ export class CassandraRawArchive implements RawArchive {
     if (!Number.isInteger(this.shards) || this.shards < 1 || this.shards > MAX_SHARDS) throw new RangeError(`shards must be an integer in 1..${MAX_SHARDS}, got ${this.shards}`);
     this.writeConcurrency = options.writeConcurrency ?? 32;
     this.fetchSize = options.fetchSize ?? 500;
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    if (!Number.isInteger(this.maxBatchBytes) || this.maxBatchBytes < 1) throw new RangeError(`maxBatchBytes must be a positive integer, got ${this.maxBatchBytes}`);
     if (!Number.isInteger(this.writeConcurrency) || this.writeConcurrency < 1) throw new RangeError(`writeConcurrency must be a positive integer, got ${this.writeConcurrency}`);
     if (!Number.isInteger(this.fetchSize) || this.fetchSize < 1) throw new RangeError(`fetchSize must be a positive integer, got ${this.fetchSize}`);
     this.now = options.now ?? Date.now;
@@ -125,7 +152,7 @@ export class CassandraRawArchive implements RawArchive {
   async archive(events: readonly EnrichedEvent[], positions?: readonly LogPosition[]): Promise<void> {
     checkArchiveInput(events, positions);
     const now = this.now();
-    const statements: Array<{ query: string; params: unknown[] }> = [];
+    const writes: Write[] = [];
     let expired = 0;
     events.forEach((e, i) => {
       checkEvent(e);
@@ -134,28 +161,35 @@ export class CassandraRawArchive implements RawArchive {
         expired++;
         return;
       }
-      const key = [e.site, hourOf(e.ts), shardOf(e.id, this.shards), e.ts, e.id];
+      const hour = hourOf(e.ts);
+      const shard = shardOf(e.id, this.shards);
       const record = JSON.stringify(recordOf(e));
       const position = positions?.[i];
-      statements.push(position
-        ? { query: this.insertCopy, params: [ttl, FORMAT_JSON, record, [positionKey(position)], ...key] }
-        : { query: this.insert, params: [ttl, FORMAT_JSON, record, ...key] });
+      const bytes = STATEMENT_OVERHEAD_BYTES + Buffer.byteLength(record) + Buffer.byteLength(e.id);
+      writes.push(position
+        ? { partition: partitionOf(e.site, hour, shard), bytes: bytes + 24, query: this.insertCopy, params: [ttl, FORMAT_JSON, record, [positionKey(position)], e.site, hour, shard, e.ts, e.id] }
+        : { partition: partitionOf(e.site, hour, shard), bytes, query: this.insert, params: [ttl, FORMAT_JSON, record, e.site, hour, shard, e.ts, e.id] });
     });
     if (expired > 0) this.logger.debug({ expired }, 'raw events past retention not archived');
-    await this.execute(statements);
+    await this.execute(writes);
   }
 
   async markLate(marks: readonly LateMark[]): Promise<void> {
     const now = this.now();
-    const statements: Array<{ query: string; params: unknown[] }> = [];
+    const writes: Write[] = [];
     for (const m of marks) {
       checkEvent(m);
       const position = positionKey(m.position);
       const ttl = ttlFor(m.ts, this.retentionMs, now);
       if (ttl === null) continue;
-      statements.push({ query: this.addLate, params: [ttl, [position], m.site, hourOf(m.ts), shardOf(m.id, this.shards), m.ts, m.id] });
+      const hour = hourOf(m.ts);
+      const shard = shardOf(m.id, this.shards);
+      writes.push({
+        partition: partitionOf(m.site, hour, shard), bytes: STATEMENT_OVERHEAD_BYTES + 24 + Buffer.byteLength(m.id),
+        query: this.addLate, params: [ttl, [position], m.site, hour, shard, m.ts, m.id],
+      });
     }
-    await this.execute(statements);
+    await this.execute(writes);
   }
 
   /** Reads the range and clears marked rows by their full key, like erasure: rare and bounded by a range. */
@@ -168,16 +202,41 @@ export class CassandraRawArchive implements RawArchive {
       if (rows.length > 0) events++;
       for (const r of rows) marked.push(keyOf(site, r));
     }
-    await this.execute(marked.map((params) => ({ query: this.clearOne, params })));
+    await this.execute(marked.map((params) => keyedWrite(this.clearOne, params)));
     return events;
   }
 
-  private async execute(statements: Array<{ query: string; params: unknown[] }>): Promise<void> {
-    if (statements.length === 0) return;
-    await cassandra.concurrent.executeConcurrent(this.client, statements, {
-      concurrencyLevel: this.writeConcurrency,
-      raiseOnFirstError: true,
-      collectResults: false,
+  /**
+   * The writes grouped by partition, in order within each, cut into unlogged batches of at most
+   * `maxBatchBytes`; `writeConcurrency` batches in flight. A partition's batches may run at the
+   * same time: every write here is idempotent and commutes with the others of a call.
+   */
+  private async execute(writes: readonly Write[]): Promise<void> {
+    if (writes.length === 0) return;
+    const byPartition = new Map<string, Write[]>();
+    for (const w of writes) {
+      const group = byPartition.get(w.partition);
+      if (group) group.push(w);
+      else byPartition.set(w.partition, [w]);
+    }
+    const batches: Write[][] = [];
+    for (const group of byPartition.values()) {
+      let batch: Write[] = [];
+      let bytes = 0;
+      for (const w of group) {
+        if (batch.length > 0 && bytes + w.bytes > this.maxBatchBytes) {
+          batches.push(batch);
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(w);
+        bytes += w.bytes;
+      }
+      batches.push(batch);
+    }
+    await mapBounded(batches, this.writeConcurrency, async (batch) => {
+      if (batch.length === 1) await this.client.execute(batch[0]!.query, batch[0]!.params);
+      else await this.client.batch(batch.map(({ query, params }) => ({ query, params })), { prepare: true, logged: false });
     });
   }
 
@@ -193,7 +252,7 @@ export class CassandraRawArchive implements RawArchive {
       events++;
       for (const r of g.rows) doomed.push(keyOf(site, r));
     }
-    await this.execute(doomed.map((params) => ({ query: this.deleteOne, params })));
+    await this.execute(doomed.map((params) => keyedWrite(this.deleteOne, params)));
     return events;
   }
 
@@ -327,6 +386,17 @@ function groupOf(site: string, rows: readonly cassandra.types.Row[]): RowGroup {
   const e = eventFrom(site, withRecord);
   const late = isLate(rows.flatMap((r) => setOf(r.get('copies'))), rows.flatMap((r) => setOf(r.get('late'))));
   return { rows, event: late ? { ...e, late: true } : e };
+}
+
+/** The partition a write goes to, as a grouping key. */
+function partitionOf(site: string, hour: number, shard: number): string {
+  return `${hour}:${shard}:${site}`;
+}
+
+/** A write by a row's full primary key (keyOf). */
+function keyedWrite(query: string, key: unknown[]): Write {
+  const [site, hour, shard, , id] = key as [string, number, number, number, string];
+  return { partition: partitionOf(site, hour, shard), bytes: STATEMENT_OVERHEAD_BYTES + Buffer.byteLength(site) + Buffer.byteLength(id), query, params: key };
 }
 
 /** A row's full primary key, its own shard included. */
