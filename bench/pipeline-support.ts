@@ -2,6 +2,7 @@
  * Helpers of the pipeline benchmark (bench/pipeline.ts): the machine line, CPU accounting per
  * scenario, bringing up the local stack, worker threads, and formatting.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -136,6 +137,98 @@ export function cpuSince(a: CpuMark, workers: ReadonlyArray<{ name: string; elu:
   for (const w of workers) parts.push(`${w.name} ELU ${w.elu.toFixed(2)}`);
   const mem = process.memoryUsage();
   return `cpu: ${parts.join(', ')}; bench process rss ${Math.round(mem.rss / 2 ** 20)} MiB, V8 heap used ${Math.round(mem.heapUsed / 2 ** 20)} MiB`;
+}
+
+/** Counts a process of the run (a role process of scenario 5) beside the engines in cpuSince, under `name`. */
+export function trackProcess(name: string, pid: number): void {
+  ENGINE_PIDS.set(name, pid);
+}
+
+export function untrackProcess(name: string): void {
+  ENGINE_PIDS.delete(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role processes: the product as deployed, `node dist/src/main.js` configured by SLUICE_* env
+
+export interface RoleProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Ports from its "Sluice started" line (tcp and ws only with the gateway role). */
+  readonly ports: { readonly tcp?: number; readonly ws?: number; readonly http: number };
+  /** The last lines it printed, for error messages. */
+  tail(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `node dist/src/main.js` (the compiled product, as `npm start` runs it) with `env` and
+ * waits for its "Sluice started" line. With `cpuProfileDir`, the process writes a V8 CPU
+ * profile there when it exits (node --cpu-prof).
+ */
+export async function startRoleProcess(name: string, env: NodeJS.ProcessEnv, options: { cpuProfileDir?: string; signal?: AbortSignal } = {}): Promise<RoleProcess> {
+  const args = options.cpuProfileDir
+    ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-name', `pipeline-5-${name}.cpuprofile`, '--cpu-prof-interval', '500']
+    : [];
+  if (options.cpuProfileDir) mkdirSync(options.cpuProfileDir, { recursive: true });
+  const child = spawn(process.execPath, [...args, join(repoRoot(), 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let partial = '';
+  let started: { tcp?: number; ws?: number; http?: number } | undefined;
+  const onData = (chunk: Buffer) => {
+    partial += chunk.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      if (lines.push(line) > 200) lines.shift();
+      if (started === undefined && line.includes('Sluice started')) {
+        try {
+          started = JSON.parse(line) as typeof started;
+        } catch {
+          // not the JSON log line
+        }
+      }
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const tail = () => lines.slice(-15).join('\n');
+  const stop = async (graceMs = 30_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = performance.now() + 90_000;
+  while (started === undefined) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before starting:\n${tail()}`);
+    if (performance.now() > deadline || options.signal?.aborted) {
+      await stop(1_000);
+      throw new Error(`${name} did not start within 90 s:\n${tail()}`);
+    }
+    await sleep(50);
+  }
+  if (typeof started.http !== 'number') throw new Error(`${name}: no http port in its start line`);
+  return { name, child, ports: { tcp: started.tcp, ws: started.ws, http: started.http }, tail, stop };
+}
+
+/** Sums the samples of a Prometheus counter on a role process's /metrics, optionally only those with outcome="…". */
+export async function scrapeCounter(httpPort: number, metric: string, outcome?: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+  const text = await res.text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(metric)) continue;
+    const rest = line.slice(metric.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    if (outcome !== undefined && !rest.includes(`outcome="${outcome}"`)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) total += value;
+  }
+  return total;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,15 +15,17 @@
  *      end offsets AND a final flush (rows, live notices, watermarks, commits) is durable.
  *      Measured as deployed (aggregator + event tap, which archives every event to Cassandra) and
  *      with the tap's group placed at the log end beforehand (the aggregator alone). Ratio vs 3;
- *   5. freshness: gateway + aggregate in one app, load at half the rate of 2 (and, as a
- *      reference, at a tenth), probe pageviews of a dedicated site every 100 ms; time from send
- *      to the first live.metrics update (over WebSocket) whose totals.pageviews reach the probe's
- *      sequence number.
+ *   5. freshness: the pipeline as deployed in distributed mode, one process per role (gateway,
+ *      aggregate, archive; the compiled product configured by SLUICE_* env), load at half the
+ *      rate of 2; as a reference, every role in one in-process app at a tenth of it. Probe
+ *      pageviews of a dedicated site every 100 ms; time from send to the first live.metrics
+ *      update (over WebSocket) whose totals.pageviews reach the probe's sequence number. With
+ *      BENCH_CPU_PROFILE_DIR the role processes write their own CPU profiles there on exit.
  *
  * Every run uses its own topics, consumer groups, keyspace and Redis prefix and removes them at
  * the end (also on Ctrl-C). Env: BENCH_DURATION_MS (each round of 1 and 2, default 6000),
  * BENCH_ROUNDS (2), BENCH_WARMUP_MS (1000), BENCH_FRESHNESS_MS (20000; the reference runs half),
- * BENCH_CONNECTIONS (2), BENCH_IN_FLIGHT (per connection, 4), BENCH_LOG_LEVEL (warn; app logs go
+ * BENCH_CONNECTIONS (2), BENCH_IN_FLIGHT (per connection, 4), BENCH_FRESHNESS_ONLY_RATE (skip 1 to 4, take this as 2's rate), BENCH_LOG_LEVEL (warn; app logs go
  * to stderr), BENCH_CPU_PROFILE_DIR (a main-thread CPU profile per scenario).
  */
 import { randomUUID } from 'node:crypto';
@@ -46,13 +48,16 @@ import type { Logger } from '../src/log.js';
 import type { LoadResult, LoadSpec } from './pipeline-load-worker.js';
 import type { ProbeResult, ProbeSpec } from './pipeline-probe-worker.js';
 import {
-  CassandraHeapGuard, ScenarioProfiler, cpuMark, cpuSince, envNumber, int, locateEngines, machineLine, ms, percentile, secs, sleep, stackUp, startWorker,
+  CassandraHeapGuard, ScenarioProfiler, cpuMark, cpuSince, envNumber, int, locateEngines, machineLine, ms, percentile, scrapeCounter, secs, sleep, stackUp,
+  startRoleProcess, startWorker, trackProcess, untrackProcess, type RoleProcess,
 } from './pipeline-support.js';
 
 const DURATION_MS = envNumber('BENCH_DURATION_MS', 6_000);
 const ROUNDS = Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 2)));
 const WARMUP_MS = envNumber('BENCH_WARMUP_MS', 1_000);
 const FRESHNESS_MS = envNumber('BENCH_FRESHNESS_MS', 20_000);
+/** Development aid: skip 1 to 4 and run 5 as if 2 had measured this rate. */
+const FRESHNESS_ONLY_RATE = process.env.BENCH_FRESHNESS_ONLY_RATE === undefined ? undefined : envNumber('BENCH_FRESHNESS_ONLY_RATE', 0);
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 2);
 const IN_FLIGHT = envNumber('BENCH_IN_FLIGHT', 4);
 const SENDS_IN_FLIGHT = CONNECTIONS * IN_FLIGHT;
@@ -102,11 +107,13 @@ class Interrupted extends Error {
 const abort = new AbortController();
 const workers = new Set<Worker>();
 const apps = new Set<App>();
+const processes = new Set<RoleProcess>();
 let interruptedBy: string | undefined;
 function interrupt(why: string, message: string): void {
   interruptedBy = why;
   console.error(`\n${message}`);
   for (const w of workers) void w.terminate();
+  for (const p of processes) p.child.kill('SIGKILL');
   abort.abort();
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -376,6 +383,12 @@ async function aggregation(admin: Admin, groupId: string, ends: ReadonlyMap<numb
 
 interface FreshnessSpec {
   readonly label: string;
+  /**
+   * 'processes': the deployed shape, one process per role (gateway, aggregate, archive), each
+   * `node dist/src/main.js` configured by env; 'one-app': every role in one in-process app, one
+   * event loop (the embedded-style worst case).
+   */
+  readonly shape: 'processes' | 'one-app';
   readonly rate: number;
   readonly durationMs: number;
   readonly profile: string;
@@ -396,18 +409,19 @@ interface FreshnessResult {
 /** 5. Load at `rate` through one gateway+aggregate app while a probe worker measures send → live update. */
 async function freshness(admin: Admin, spec: FreshnessSpec): Promise<FreshnessResult> {
   console.log(`    ${spec.label}: target ${int(spec.rate)} events/s for ${spec.durationMs} ms, probe site ${spec.site}`);
-  const { app, startMs } = await startTrackedApp(appConfig(['gateway', 'aggregate', 'archive'], spec.topics, spec.groupId));
+  const pipeline = spec.shape === 'processes' ? await roleProcesses(spec) : await oneApp(spec);
+  const { startMs } = pipeline;
   try {
     const pool = eventPool(Date.now(), false); // no timestamps: event time = received time, as live traffic
     const load = startWorker<LoadResult>('./pipeline-load-worker.js', {
-      ...spec.loadSpec, url: `tcp://127.0.0.1:${app.ports.tcp!}`, durationMs: spec.durationMs + 120_000, warmupMs: 2_000,
+      ...spec.loadSpec, url: `tcp://127.0.0.1:${pipeline.tcp}`, durationMs: spec.durationMs + 120_000, warmupMs: 2_000,
       payloads: pool.map(encodeBatch), eventsPerPayload: pool.map((b) => b.length), eventsPerSecond: spec.rate,
     } satisfies LoadSpec, workers);
     await pause(2_000);
     const mark = cpuMark();
     await profiler.start(spec.profile);
     const probe = startWorker<ProbeResult>('./pipeline-probe-worker.js', {
-      tcpUrl: `tcp://127.0.0.1:${app.ports.tcp!}`, wsUrl: `ws://127.0.0.1:${app.ports.ws!}`, apiKey: KEY, site: spec.site,
+      tcpUrl: `tcp://127.0.0.1:${pipeline.tcp}`, wsUrl: `ws://127.0.0.1:${pipeline.ws}`, apiKey: KEY, site: spec.site,
       durationMs: spec.durationMs, intervalMs: PROBE_INTERVAL_MS, windowMinutes: 10, graceMs: 10_000, userAgent: UA,
     } satisfies ProbeSpec, workers);
     // While probing: how far the aggregator and the tap trail the log, and main-thread event-loop delay.
@@ -420,11 +434,10 @@ async function freshness(admin: Admin, spec: FreshnessSpec): Promise<FreshnessRe
         await sleep(250);
         const topicEnd = await endOffsets(admin, spec.topics.events).catch(() => undefined);
         if (!topicEnd) continue;
-        const positions = app.aggregator!.positions();
-        const behind = [...topicEnd].reduce((a, [p, end]) => a + Math.max(0, end - (positions.get(p) ?? 0)), 0);
-        const archived = (await counterValues(app.registry, 'sluice_event_tap_records_total')).get('archived') ?? 0;
-        lag.aggregatorMax = Math.max(lag.aggregatorMax, behind);
-        lag.tapMax = Math.max(lag.tapMax, sum(topicEnd) - archived);
+        const taken = await pipeline.taken().catch(() => undefined);
+        if (!taken) continue;
+        lag.aggregatorMax = Math.max(lag.aggregatorMax, sum(topicEnd) - taken.aggregator);
+        lag.tapMax = Math.max(lag.tapMax, sum(topicEnd) - taken.tap);
         lag.samples++;
       }
     })();
@@ -454,8 +467,95 @@ async function freshness(admin: Admin, spec: FreshnessSpec): Promise<FreshnessRe
     console.log(`        ${cpu}`);
     return result;
   } finally {
-    await stopTrackedApp(app);
+    await pipeline.stop();
   }
+}
+
+/** The pipeline of a freshness run: where its gateway listens, how much each consumer has taken, how to stop it. */
+interface FreshnessPipeline {
+  readonly tcp: number;
+  readonly ws: number;
+  readonly startMs: number;
+  /** Records taken so far by the aggregator (every outcome) and archived by the tap. */
+  taken(): Promise<{ aggregator: number; tap: number }>;
+  stop(): Promise<void>;
+}
+
+async function oneApp(spec: FreshnessSpec): Promise<FreshnessPipeline> {
+  const { app, startMs } = await startTrackedApp(appConfig(['gateway', 'aggregate', 'archive'], spec.topics, spec.groupId));
+  return {
+    tcp: app.ports.tcp!, ws: app.ports.ws!, startMs,
+    taken: async () => {
+      const positions = app.aggregator!.positions();
+      const ends = [...positions.values()].reduce((a, b) => a + b, 0);
+      return { aggregator: ends, tap: (await counterValues(app.registry, 'sluice_event_tap_records_total')).get('archived') ?? 0 };
+    },
+    stop: () => stopTrackedApp(app),
+  };
+}
+
+/** The run's names and the local stack as SLUICE_* env for a role process (config.ts reads SLUICE_<SECTION>_<KEY>). */
+function roleEnv(role: 'gateway' | 'aggregate' | 'archive', spec: FreshnessSpec): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    SLUICE_MODE: 'distributed',
+    SLUICE_ROLES: role,
+    // info: the "Sluice started" line carries the ports (nothing is logged per event at info).
+    SLUICE_LOG_LEVEL: 'info',
+    SLUICE_GATEWAY_TCP_PORT: '0',
+    SLUICE_GATEWAY_WS_PORT: '0',
+    SLUICE_GATEWAY_HTTP_PORT: '0',
+    SLUICE_GATEWAY_API_KEYS: KEY,
+    SLUICE_KAFKA_BROKERS: defaults.kafka.brokers.join(' '),
+    SLUICE_CASSANDRA_CONTACT_POINTS: defaults.cassandra.contactPoints.join(' '),
+    SLUICE_CASSANDRA_LOCAL_DATA_CENTER: defaults.cassandra.localDataCenter,
+    SLUICE_CASSANDRA_KEYSPACE: names.keyspace,
+    SLUICE_REDIS_URL: defaults.redis.url,
+    SLUICE_REDIS_KEY_PREFIX: names.redisPrefix,
+    SLUICE_EVENT_LOG_EVENTS_TOPIC: spec.topics.events,
+    SLUICE_EVENT_LOG_LATE_TOPIC: spec.topics.late,
+    SLUICE_EVENT_LOG_DEAD_LETTER_TOPIC: spec.topics.deadLetter,
+    SLUICE_AGGREGATE_GROUP_ID: spec.groupId,
+  };
+}
+
+/** Three processes, one per role, on the run's topics, keyspace and Redis prefix. */
+async function roleProcesses(spec: FreshnessSpec): Promise<FreshnessPipeline> {
+  const t = performance.now();
+  const started: RoleProcess[] = [];
+  const stop = async () => {
+    // The gateway first (no more appends), then the consumers: each flushes and commits on SIGTERM.
+    for (const p of started) {
+      await p.stop().catch(() => {});
+      untrackProcess(p.name);
+      processes.delete(p);
+    }
+  };
+  try {
+    // One at a time: the first applies the Cassandra migrations of the fresh keyspace.
+    for (const role of ['gateway', 'aggregate', 'archive'] as const) {
+      const p = await abortable(startRoleProcess(role, roleEnv(role, spec), { cpuProfileDir: process.env.BENCH_CPU_PROFILE_DIR, signal: abort.signal }));
+      started.push(p);
+      processes.add(p);
+      trackProcess(`${role} process`, p.child.pid!);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const [gateway, aggregate, archive] = started as [RoleProcess, RoleProcess, RoleProcess];
+  return {
+    tcp: gateway.ports.tcp!, ws: gateway.ports.ws!, startMs: performance.now() - t,
+    taken: async () => {
+      const [counted, bots, archived] = await Promise.all([
+        scrapeCounter(aggregate.ports.http, 'sluice_aggregate_events_total'),
+        scrapeCounter(aggregate.ports.http, 'sluice_aggregate_bot_events_total'),
+        scrapeCounter(archive.ports.http, 'sluice_event_tap_records_total', 'archived'),
+      ]);
+      return { aggregator: counted + bots, tap: archived };
+    },
+    stop,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,101 +685,109 @@ async function main(): Promise<number> {
     console.log(`traffic: ${POOL_BATCHES} batches × ${BATCH} events pre-encoded; ${int(requestBytes)} B per ingest.batch request, `
       + `${int(recordBytes)} B per record value (+ key, id header, timestamp)\n`);
 
-    // 1 and 2, interleaved in rounds: both see the same machine conditions ---------------------
-    console.log(`[1] bare kafkajs producer → ${names.bareTopic}: ${SENDS_IN_FLIGHT} sends of one ingest call's records (${BATCH}, one partition) in flight`);
-    console.log(`[2] gateway → Kafka ${names.events}: app roles [gateway], worker-thread client, ${CONNECTIONS} RSocket TCP connections × ${IN_FLIGHT} acknowledged ingest.batch(${BATCH}) in flight`);
-    console.log(`    ${ROUNDS} rounds of ${DURATION_MS} ms each (first ${WARMUP_MS} ms not counted), 1 and 2 interleaved; best round of each reported`);
-    const gw = await startTrackedApp(appConfig(['gateway'], { events: names.events, late: names.late, deadLetter: names.deadLetter }, names.aggGroupTap));
-    console.log(`    gateway app started in ${secs(gw.startMs)} (Kafka connect, Cassandra migrations on a fresh keyspace, Redis)`);
-    const loadSpec: LoadSpec = {
-      url: `tcp://127.0.0.1:${gw.app.ports.tcp!}`, apiKey: KEY, connections: CONNECTIONS, inFlight: IN_FLIGHT,
+    let loadSpec: LoadSpec = {
+      url: '', apiKey: KEY, connections: CONNECTIONS, inFlight: IN_FLIGHT,
       durationMs: DURATION_MS, warmupMs: WARMUP_MS, payloads, eventsPerPayload: pool.map((b) => b.length),
     };
-    let bareRate = 0;
-    let gwRate = 0;
-    let acceptedAll = 0;
-    for (let round = 1; round <= ROUNDS; round++) {
-      let mark = cpuMark();
-      await profiler.start(`1-bare-producer-r${round}`);
-      const bare = await bareProducer(sends);
-      await profiler.stop();
-      console.log(`    round ${round} [1] ${int(bare.rate).padStart(8)} records/s; ${int(bare.records)} acknowledged; send latency p50 ${ms(bare.latencyP50)}, p99 ${ms(bare.latencyP99)}`);
-      console.log(`              ${cpuSince(mark)}`);
-      bareRate = Math.max(bareRate, bare.rate);
+    let gwRate = FRESHNESS_ONLY_RATE ?? 0;
+    if (FRESHNESS_ONLY_RATE !== undefined) {
+      console.log(`BENCH_FRESHNESS_ONLY_RATE=${FRESHNESS_ONLY_RATE}: scenarios 1 to 4 skipped; 5 takes that as the rate of 2\n`);
+    } else {
+      // 1 and 2, interleaved in rounds: both see the same machine conditions ---------------------
+      console.log(`[1] bare kafkajs producer → ${names.bareTopic}: ${SENDS_IN_FLIGHT} sends of one ingest call's records (${BATCH}, one partition) in flight`);
+      console.log(`[2] gateway → Kafka ${names.events}: app roles [gateway], worker-thread client, ${CONNECTIONS} RSocket TCP connections × ${IN_FLIGHT} acknowledged ingest.batch(${BATCH}) in flight`);
+      console.log(`    ${ROUNDS} rounds of ${DURATION_MS} ms each (first ${WARMUP_MS} ms not counted), 1 and 2 interleaved; best round of each reported`);
+      const gw = await startTrackedApp(appConfig(['gateway'], { events: names.events, late: names.late, deadLetter: names.deadLetter }, names.aggGroupTap));
+      console.log(`    gateway app started in ${secs(gw.startMs)} (Kafka connect, Cassandra migrations on a fresh keyspace, Redis)`);
+      loadSpec = { ...loadSpec, url: `tcp://127.0.0.1:${gw.app.ports.tcp!}` };
+      let bareRate = 0;
+      let acceptedAll = 0;
+      for (let round = 1; round <= ROUNDS; round++) {
+        let mark = cpuMark();
+        await profiler.start(`1-bare-producer-r${round}`);
+        const bare = await bareProducer(sends);
+        await profiler.stop();
+        console.log(`    round ${round} [1] ${int(bare.rate).padStart(8)} records/s; ${int(bare.records)} acknowledged; send latency p50 ${ms(bare.latencyP50)}, p99 ${ms(bare.latencyP99)}`);
+        console.log(`              ${cpuSince(mark)}`);
+        bareRate = Math.max(bareRate, bare.rate);
 
-      mark = cpuMark();
-      await profiler.start(`2-gateway-r${round}`);
-      const load = startWorker<LoadResult>('./pipeline-load-worker.js', loadSpec, workers);
-      const g = await abortable(load.result);
+        mark = cpuMark();
+        await profiler.start(`2-gateway-r${round}`);
+        const load = startWorker<LoadResult>('./pipeline-load-worker.js', loadSpec, workers);
+        const g = await abortable(load.result);
+        await profiler.stop();
+        const rate = (g.acceptedMeasured / g.measuredMs) * 1000;
+        acceptedAll += g.acceptedTotal;
+        console.log(`    round ${round} [2] ${int(rate).padStart(8)} events/s; ${int(g.acceptedTotal)} accepted in ${int(g.requests)} requests; ack latency p50 ${ms(g.latencyMs.p50)}, p99 ${ms(g.latencyMs.p99)}`
+          + `${Object.keys(g.errors).length > 0 ? `; errors ${JSON.stringify(g.errors)}` : ''}${g.rejectedEvents > 0 ? `; rejected ${g.rejectedEvents}` : ''}`);
+        console.log(`              ${cpuSince(mark, [{ name: 'client worker', elu: load.elu() }])}`);
+        gwRate = Math.max(gwRate, rate);
+      }
+      await stopTrackedApp(gw.app);
+      const ends = await endOffsets(admin, names.events);
+      const n = sum(ends);
+      console.log(`    ${names.events}: ${int(n)} records (${int(acceptedAll)} acknowledged as accepted), over ${[...ends.values()].filter((e) => e > 0).length} of ${partitions} partitions`);
+      const r2 = gwRate / bareRate;
+      rows.push({ scenario: '1 bare kafkajs producer (acks=all, gzip)', rate: bareRate, ratio: '1.00 (base)', aim: '' });
+      rows.push({ scenario: '2 gateway → Kafka (RSocket ingest.batch)', rate: gwRate, ratio: `${r2.toFixed(2)} vs 1`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r2 >= AIM_RATIO ? 'met' : 'NOT met'}` });
+
+      // 3 and 4 -------------------------------------------------------------------------------------
+      let consRate = 0;
+      const consumerPass = async (pass: number) => {
+        const mark = cpuMark();
+        await profiler.start(`3-bare-consumer-p${pass}`);
+        const c = await bareConsumer(names.events, `${names.bareGroup}-${pass}`, ends);
+        await profiler.stop();
+        console.log(`    pass ${pass}: ${int(c.rate)} records/s; ${int(c.records)} records in ${secs(c.elapsedMs)} (group joined → last batch reaching the end offsets)`);
+        console.log(`            ${cpuSince(mark)}`);
+        consRate = Math.max(consRate, c.rate);
+      };
+      console.log(`\n[3] bare kafkajs consumer ← ${names.events} from the beginning, fresh group per pass, eachBatch, no processing; `
+        + `${ROUNDS} passes (one before 4, the others after), best reported`);
+      await consumerPass(1);
+
+      const describe = (label: string, a: AggregationResult) => {
+        console.log(`    ${label}: ${int(a.rate)} events/s; ${int(n)} records taken and flushed in ${secs(a.elapsedMs)} (first partition assigned → final flush durable); app start ${secs(a.startMs)}`);
+        console.log(`        outcomes: ${a.outcomes} (sum ${int(a.taken)}); tap archived ${int(a.tapArchived)} of ${int(n)} by then; `
+          + `group committed ${int(a.committed)} of ${int(n)} (commits stop at the oldest open bucket: these are all open)`);
+        console.log(`        ${a.cpu}`);
+      };
+      console.log(`[4] aggregation: app roles [aggregate], fresh group, ${names.events} from the beginning → Cassandra rollups`);
+      console.log('    note: the aggregate role runs two consumers in one event loop: the aggregator and the event tap (raw archive in Cassandra, current visitors in Redis)');
+      await profiler.start('4a-aggregate-with-tap');
+      const withTap = await aggregation(admin, names.aggGroupTap, ends, n, ['aggregate', 'archive']);
       await profiler.stop();
-      const rate = (g.acceptedMeasured / g.measuredMs) * 1000;
-      acceptedAll += g.acceptedTotal;
-      console.log(`    round ${round} [2] ${int(rate).padStart(8)} events/s; ${int(g.acceptedTotal)} accepted in ${int(g.requests)} requests; ack latency p50 ${ms(g.latencyMs.p50)}, p99 ${ms(g.latencyMs.p99)}`
-        + `${Object.keys(g.errors).length > 0 ? `; errors ${JSON.stringify(g.errors)}` : ''}${g.rejectedEvents > 0 ? `; rejected ${g.rejectedEvents}` : ''}`);
-      console.log(`              ${cpuSince(mark, [{ name: 'client worker', elu: load.elu() }])}`);
-      gwRate = Math.max(gwRate, rate);
+      describe('4a roles aggregate + archive in one process (aggregator + tap)', withTap);
+      // The tap's group is placed at the log end beforehand: it joins but has nothing to read.
+      await abortable(admin.setOffsets({ groupId: `${names.aggGroupAlone}-tap`, topic: names.events, partitions: [...ends].map(([partition, offset]) => ({ partition, offset: String(offset) })) }));
+      await profiler.start('4b-aggregator-alone');
+      const alone = await aggregation(admin, names.aggGroupAlone, ends, n, ['aggregate']);
+      await profiler.stop();
+      describe('4b role aggregate alone (the archive tap runs elsewhere)', alone);
+      if (ROUNDS > 1) console.log('[3] again:');
+      for (let pass = 2; pass <= ROUNDS; pass++) await consumerPass(pass);
+      const r4a = withTap.rate / consRate;
+      const r4b = alone.rate / consRate;
+      rows.push({ scenario: '3 bare kafkajs consumer', rate: consRate, ratio: '1.00 (base)', aim: '' });
+      rows.push({ scenario: '4a aggregate role → Cassandra (with tap)', rate: withTap.rate, ratio: `${r4a.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4a >= AIM_RATIO ? 'met' : 'NOT met'}` });
+      rows.push({ scenario: '4b aggregator alone → Cassandra (no tap)', rate: alone.rate, ratio: `${r4b.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4b >= AIM_RATIO ? 'met' : 'NOT met'}` });
+
     }
-    await stopTrackedApp(gw.app);
-    const ends = await endOffsets(admin, names.events);
-    const n = sum(ends);
-    console.log(`    ${names.events}: ${int(n)} records (${int(acceptedAll)} acknowledged as accepted), over ${[...ends.values()].filter((e) => e > 0).length} of ${partitions} partitions`);
-    const r2 = gwRate / bareRate;
-    rows.push({ scenario: '1 bare kafkajs producer (acks=all, gzip)', rate: bareRate, ratio: '1.00 (base)', aim: '' });
-    rows.push({ scenario: '2 gateway → Kafka (RSocket ingest.batch)', rate: gwRate, ratio: `${r2.toFixed(2)} vs 1`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r2 >= AIM_RATIO ? 'met' : 'NOT met'}` });
-
-    // 3 and 4 -------------------------------------------------------------------------------------
-    let consRate = 0;
-    const consumerPass = async (pass: number) => {
-      const mark = cpuMark();
-      await profiler.start(`3-bare-consumer-p${pass}`);
-      const c = await bareConsumer(names.events, `${names.bareGroup}-${pass}`, ends);
-      await profiler.stop();
-      console.log(`    pass ${pass}: ${int(c.rate)} records/s; ${int(c.records)} records in ${secs(c.elapsedMs)} (group joined → last batch reaching the end offsets)`);
-      console.log(`            ${cpuSince(mark)}`);
-      consRate = Math.max(consRate, c.rate);
-    };
-    console.log(`\n[3] bare kafkajs consumer ← ${names.events} from the beginning, fresh group per pass, eachBatch, no processing; `
-      + `${ROUNDS} passes (one before 4, the others after), best reported`);
-    await consumerPass(1);
-
-    const describe = (label: string, a: AggregationResult) => {
-      console.log(`    ${label}: ${int(a.rate)} events/s; ${int(n)} records taken and flushed in ${secs(a.elapsedMs)} (first partition assigned → final flush durable); app start ${secs(a.startMs)}`);
-      console.log(`        outcomes: ${a.outcomes} (sum ${int(a.taken)}); tap archived ${int(a.tapArchived)} of ${int(n)} by then; `
-        + `group committed ${int(a.committed)} of ${int(n)} (commits stop at the oldest open bucket: these are all open)`);
-      console.log(`        ${a.cpu}`);
-    };
-    console.log(`[4] aggregation: app roles [aggregate], fresh group, ${names.events} from the beginning → Cassandra rollups`);
-    console.log('    note: the aggregate role runs two consumers in one event loop: the aggregator and the event tap (raw archive in Cassandra, current visitors in Redis)');
-    await profiler.start('4a-aggregate-with-tap');
-    const withTap = await aggregation(admin, names.aggGroupTap, ends, n, ['aggregate', 'archive']);
-    await profiler.stop();
-    describe('4a roles aggregate + archive in one process (aggregator + tap)', withTap);
-    // The tap's group is placed at the log end beforehand: it joins but has nothing to read.
-    await abortable(admin.setOffsets({ groupId: `${names.aggGroupAlone}-tap`, topic: names.events, partitions: [...ends].map(([partition, offset]) => ({ partition, offset: String(offset) })) }));
-    await profiler.start('4b-aggregator-alone');
-    const alone = await aggregation(admin, names.aggGroupAlone, ends, n, ['aggregate']);
-    await profiler.stop();
-    describe('4b role aggregate alone (the archive tap runs elsewhere)', alone);
-    if (ROUNDS > 1) console.log('[3] again:');
-    for (let pass = 2; pass <= ROUNDS; pass++) await consumerPass(pass);
-    const r4a = withTap.rate / consRate;
-    const r4b = alone.rate / consRate;
-    rows.push({ scenario: '3 bare kafkajs consumer', rate: consRate, ratio: '1.00 (base)', aim: '' });
-    rows.push({ scenario: '4a aggregate role → Cassandra (with tap)', rate: withTap.rate, ratio: `${r4a.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4a >= AIM_RATIO ? 'met' : 'NOT met'}` });
-    rows.push({ scenario: '4b aggregator alone → Cassandra (no tap)', rate: alone.rate, ratio: `${r4b.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4b >= AIM_RATIO ? 'met' : 'NOT met'}` });
 
     // 5 -------------------------------------------------------------------------------------------
-    console.log(`\n[5] freshness: one app with every role [gateway, aggregate, archive] (the embedded-style worst case), fresh topic and group; load from the worker-thread client, `
+    console.log(`\n[5] freshness: fresh topic and group; load from the worker-thread client, `
       + `probe pageviews of a site of their own every ${PROBE_INTERVAL_MS} ms (timestamp = send time), live.metrics over WebSocket (n = 2^31-1)`);
+    console.log('    5: as deployed in distributed mode, one process per role (gateway, aggregate, archive: `node dist/src/main.js`, SLUICE_* env, default settings); '
+      + '5r (reference): every role in one in-process app, one event loop (the embedded-style worst case)');
     const reference = await freshness(admin, {
-      label: '5r reference, 1/10 of 2', rate: gwRate / 10, durationMs: FRESHNESS_MS / 2, profile: '5r-freshness-low',
+      label: '5r reference, one app, 1/10 of 2', shape: 'one-app', rate: gwRate / 10, durationMs: FRESHNESS_MS / 2, profile: '5r-freshness-low',
       topics: { events: names.refEvents, late: names.refLate, deadLetter: names.refDeadLetter }, groupId: names.refGroup, site: REF_PROBE_SITE, loadSpec,
     });
     const half = await freshness(admin, {
-      label: '5 at half of 2', rate: gwRate / 2, durationMs: FRESHNESS_MS, profile: '5-freshness',
+      label: '5 role processes, half of 2', shape: 'processes', rate: gwRate / 2, durationMs: FRESHNESS_MS, profile: '5-freshness',
       topics: { events: names.freshEvents, late: names.freshLate, deadLetter: names.freshDeadLetter }, groupId: names.freshGroup, site: PROBE_SITE, loadSpec,
     });
-    for (const [name, f] of [['5 freshness, half of 2', half], ['5r freshness, 1/10 of 2 (ref.)', reference]] as const) {
+    for (const [name, f] of [['5 freshness, half of 2, processes', half], ['5r one app, 1/10 of 2 (ref.)', reference]] as const) {
       rows.push({
         scenario: `${name}: p50 ${ms(f.p50)}, max ${ms(f.max)}`, rate: f.achieved, ratio: `p99 ${ms(f.p99)}`,
         aim: name.startsWith('5r') ? '' : `p99 ≤ ${AIM_P99_MS} ms ${f.unseen === 0 && f.p99 <= AIM_P99_MS ? 'met' : `NOT met${f.unseen === 0 ? '' : ` (${f.unseen} probes never seen)`}`}`,
