@@ -31,9 +31,10 @@
  *   contribution and the state after it.
  * A new event is inserted in order; its contribution is stepped from the state before it, and
  * every later open event of the visitor is stepped again until one's state comes out unchanged;
- * each bucket whose contents changed is restated (counts moved by the difference; when a visit's
- * entry changed, the bucket's session cells are rebuilt from its events' contributions, since a
- * visitor cannot be taken out of a sketch). When buckets close, their events are folded into
+ * each bucket whose contents changed is restated in place: counts move by the difference and the
+ * visitor joins the new entry's cells; a session cell the visitor may have left gets its sketch
+ * rebuilt from the bucket's events when the row is next built, since a visitor cannot be taken
+ * out of a sketch (see restate). When buckets close, their events are folded into
  * `frozen` in order and dropped. A frozen state so old that no event still accepted could
  * continue its visit (lastTs ≤ first open bucket start − sessionTimeoutMs) is dropped: a later
  * event starts a new visit with or without it.
@@ -62,7 +63,7 @@ import { HyperLogLog, PRECISION } from './hyperloglog.js';
 import { capDimension } from './rollup-merge.js';
 import {
   DIMENSIONS, DIMENSION_KINDS, SESSION_DIMENSIONS, propKey,
-  DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup,
+  DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup, type SessionDimension,
 } from './rollup.js';
 import {
   compareEvents, isAnonymous, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState,
@@ -156,6 +157,8 @@ interface Counted {
   readonly event: WindowEvent;
   readonly values: DimensionValues;
   readonly bucket: Bucket;
+  /** HyperLogLog.entryOf the visitor id, hashed once for every sketch it joins; null when anonymous. */
+  readonly visitor: number | null;
   contribution: Contribution;
   /** The visitor's state after this event. */
   after: VisitState;
@@ -173,7 +176,7 @@ class WindowCell implements DimCell {
   bounces = 0;
   durationMs = 0;
   private encoded: Uint8Array | undefined;
-  private readonly sketch: HyperLogLog | null;
+  private sketch: HyperLogLog | null;
 
   constructor(withVisitors: boolean) {
     this.sketch = withVisitors ? HyperLogLog.empty(DIMENSION_SKETCH_PRECISION) : null;
@@ -185,6 +188,12 @@ class WindowCell implements DimCell {
     this.encoded = undefined;
   }
 
+  /** Empties the sketch, to be filled again with exactly the visitors the cell still has. */
+  clearVisitors(): void {
+    this.sketch = HyperLogLog.empty(DIMENSION_SKETCH_PRECISION);
+    this.encoded = undefined;
+  }
+
   get visitors(): Uint8Array | undefined {
     if (this.sketch === null) return undefined;
     return (this.encoded ??= this.sketch.toBytes());
@@ -193,13 +202,20 @@ class WindowCell implements DimCell {
 
 type Cells = Map<string, WindowCell>;
 
-/** The part of a bucket that depends on visits: restated when an earlier event arrives late. */
+/**
+ * The part of a bucket that depends on visits: restated in place when an earlier event arrives
+ * late. Counts move by differences. Sketches cannot lose a visitor, so a session cell a visitor
+ * may have left is listed in `stale`, and its sketch is rebuilt from the bucket's events when
+ * the row is next built (rebuildStale).
+ */
 interface SessionPart {
   visits: number;
   bounces: number;
   durationMs: number;
   /** Session dimensions and exit_page. */
   readonly dims: Map<DimensionName, Cells>;
+  /** Session cells, by dimension then value, whose sketch may hold a visitor no longer in them. */
+  readonly stale: Map<SessionDimension, Set<string>>;
 }
 
 interface Bucket {
@@ -208,7 +224,7 @@ interface Bucket {
   readonly firstOffset: number;
   /** Ids of every event taken (counted, bots): repeats count once. */
   readonly ids: Set<string>;
-  /** Counted events in arrival order: what the session part is rebuilt from. */
+  /** Counted events in arrival order: what stale session sketches are rebuilt from. */
   readonly counted: Counted[];
   closed: boolean;
   // What depends only on each event itself, never restated.
@@ -220,8 +236,7 @@ interface Bucket {
   readonly eventDims: Map<DimensionName, Cells>;
   /** event name → currency → millionths: integer sums do not depend on order (as rollup-merge.ts). */
   readonly revenueMicros: Map<string, Map<string, number>>;
-  /** null: stale, rebuilt from `counted` when the row is next built. */
-  session: SessionPart | null;
+  readonly session: SessionPart;
 }
 
 interface Visitor {
@@ -237,7 +252,7 @@ const REVENUE_SCALE = 1_000_000;
 
 const noOutcomes = (): Record<WindowOutcome, number> => ({ counted: 0, duplicate: 0, late: 0, replay_skipped: 0, bot: 0 });
 
-const emptySessionPart = (): SessionPart => ({ visits: 0, bounces: 0, durationMs: 0, dims: new Map() });
+const emptySessionPart = (): SessionPart => ({ visits: 0, bounces: 0, durationMs: 0, dims: new Map(), stale: new Map() });
 
 function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: string, withVisitors: boolean): WindowCell {
   let cells = dims.get(name);
@@ -281,6 +296,79 @@ function creditEventCell(b: Bucket, name: DimensionName, key: string, pv: number
   cell.pageviews += pv;
   cell.events += ev;
   if (visitor !== null) cell.addVisitor(visitor);
+}
+
+/**
+ * Moves a counted event of visitor `v` from its contribution to `next` (a restatement). Counts
+ * move by the difference; the visitor joins the new entry's cells. A visitor cannot be taken
+ * out of a sketch, so each old entry cell whose value the new entry does not share, and that no
+ * other event of the visitor in the bucket still counts in, is marked stale. That check runs at
+ * every move, so whichever event leaves such a cell last marks it: no cell a visitor left
+ * goes unmarked.
+ */
+function restate(v: Visitor, c: Counted, next: Contribution): void {
+  const part = c.bucket.session;
+  const old = c.contribution;
+  c.contribution = next;
+  applySession(part, old, -1, null);
+  // Same entry (one object per visit): same cells, same sketches; only counts move.
+  applySession(part, next, 1, old.entry === next.entry ? null : c.visitor);
+  if (old.entry === next.entry) return;
+  let left: SessionDimension[] | null = null;
+  for (const name of SESSION_DIMENSIONS) {
+    const was = old.entry[name];
+    if (was !== null && was !== next.entry[name]) (left ??= []).push(name);
+  }
+  if (left === null) return;
+  for (const other of v.open) {
+    if (other.bucket !== c.bucket || other === c) continue;
+    const entry = other.contribution.entry;
+    // Another event of the old visit: the visitor stays in every old cell.
+    if (entry === old.entry) return;
+    for (let i = left.length - 1; i >= 0; i--) if (entry[left[i]!] === old.entry[left[i]!]) left.splice(i, 1);
+    if (left.length === 0) return;
+  }
+  for (const name of left) {
+    let keys = part.stale.get(name);
+    if (!keys) {
+      keys = new Set();
+      part.stale.set(name, keys);
+    }
+    keys.add(old.entry[name]!);
+  }
+}
+
+/**
+ * Rebuilds the sketches of the bucket's stale session cells from its counted events: each cell
+ * gets exactly the visitors of the events whose entry has its value, as a fold from scratch
+ * would add them (a sketch's bytes depend only on the set of visitors, hyperloglog.ts).
+ */
+function rebuildStale(b: Bucket): void {
+  const part = b.session;
+  const names: SessionDimension[] = [];
+  const rebuilt: Cells[] = [];
+  for (const [name, keys] of part.stale) {
+    const cells = part.dims.get(name)!;
+    const these: Cells = new Map();
+    for (const key of keys) {
+      const cell = cells.get(key)!;
+      cell.clearVisitors();
+      these.set(key, cell);
+    }
+    names.push(name);
+    rebuilt.push(these);
+  }
+  part.stale.clear();
+  for (const c of b.counted) {
+    if (c.visitor === null) continue;
+    const entry = c.contribution.entry;
+    for (let i = 0; i < names.length; i++) {
+      const key = entry[names[i]!];
+      if (key === null) continue;
+      const cell = rebuilt[i]!.get(key);
+      if (cell) cell.addVisitor(c.visitor);
+    }
+  }
 }
 
 export class MinuteWindows {
@@ -454,9 +542,9 @@ export class MinuteWindows {
     if (visitor === null) {
       // Anonymous: a visit of its own, with no visitor to file it under (sessions.ts).
       const step = stepVisit(null, event, values, timeoutMs);
-      const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
+      const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
       bucket.counted.push(counted);
-      if (bucket.session) applySession(bucket.session, counted.contribution, 1, null);
+      applySession(bucket.session, counted.contribution, 1, null);
       return;
     }
     const v = this.visitor(event.site, event.visitorId);
@@ -465,10 +553,10 @@ export class MinuteWindows {
     let at = open.length;
     while (at > 0 && compareEvents(open[at - 1]!.event, event) > 0) at--;
     const step = stepVisit(at > 0 ? open[at - 1]!.after : v.frozen, event, values, timeoutMs);
-    const counted: Counted = { event, values, bucket, contribution: step.contribution, after: step.state };
+    const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
     open.splice(at, 0, counted);
     bucket.counted.push(counted);
-    if (bucket.session) applySession(bucket.session, counted.contribution, 1, visitor);
+    applySession(bucket.session, counted.contribution, 1, visitor);
 
     // Restate the visitor's later events until one's state comes out as it was.
     let state = step.state;
@@ -476,16 +564,8 @@ export class MinuteWindows {
       const later = open[i]!;
       const next = stepVisit(state, later.event, later.values, timeoutMs);
       if (!sameContribution(next.contribution, later.contribution)) {
-        const part = later.bucket.session;
-        if (part && next.contribution.entry === later.contribution.entry) {
-          // Same cells, same sketches: only counts move.
-          applySession(part, later.contribution, -1, null);
-          applySession(part, next.contribution, 1, null);
-        } else {
-          later.bucket.session = null;
-        }
+        restate(v, later, next.contribution);
         this.dirty.add(later.bucket);
-        later.contribution = next.contribution;
       }
       const settled = sameState(next.state, later.after);
       later.after = next.state;
@@ -594,12 +674,8 @@ export class MinuteWindows {
   }
 
   private row(b: Bucket): Rollup {
-    let part = b.session;
-    if (!part) {
-      part = emptySessionPart();
-      for (const c of b.counted) applySession(part, c.contribution, 1, sketchable(c.event.visitorId));
-      b.session = part;
-    }
+    const part = b.session;
+    if (part.stale.size > 0) rebuildStale(b);
     const limit = this.options.maxBreakdownKeys;
     const dims: Array<[DimensionName, Record<string, DimCell>]> = [];
     for (const name of DIMENSIONS) {
