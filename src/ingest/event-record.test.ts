@@ -111,6 +111,16 @@ describe('event record', () => {
     expect(decodeEventRecord(json(older))).to.deep.equal({ ok: true, event: { ...v1, region: null, city: null } });
   });
 
+  it('decodes ASCII and non-ASCII records alike, and invalid UTF-8 as the replacement character', () => {
+    const ascii = { ...minimal, title: 'plain' };
+    expect(decodeEventRecord(encodeEventRecord(ascii))).to.deep.equal({ ok: true, event: ascii });
+    expect(decodeEventRecord(encodeEventRecord(full))).to.deep.equal({ ok: true, event: full });
+    const text = encodeEventRecord({ ...minimal, title: 'ab' }).toString();
+    const at = text.indexOf('ab');
+    const invalid = Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0x61, 0xff]), Buffer.from(text.slice(at + 2))]);
+    expect(decodeEventRecord(invalid)).to.deep.equal({ ok: true, event: { ...minimal, title: 'a\ufffd' } });
+  });
+
   it('ignores keys it does not know, so later fields do not dead-letter records', () => {
     const withExtra = { ...JSON.parse(encodeEventRecord(minimal).toString()), zz: [1, 2] };
     expect(decodeEventRecord(json(withExtra))).to.deep.equal({ ok: true, event: minimal });
@@ -134,6 +144,13 @@ describe('event record', () => {
     ];
     for (const [key, value, field] of broken) {
       expect(reasonOf(json({ ...v2, [key]: value })), `${key}=${JSON.stringify(value)}`).to.equal(`invalid_field:${field}`);
+    }
+    // Several wrong: the first in the table's order is named, whatever the keys' order in the record.
+    const keys = ['id', 's', 'r', 'dt', 'u', 'sc', 'rv', 'h', 'p', 'ti', 'rh', 'so', 'ch', 'b', 'bv', 'o', 'ov', 'd', 'bot', 'l', 'pr', 'vi', 'c', 'rg', 'ci'];
+    for (let i = 0; i < keys.length - 1; i++) {
+      const wrong = Object.fromEntries([...keys.slice(i)].reverse().map((k) => [k, k === 'bot' ? false : k === 'd' ? 'fridge' : k === 'ch' ? 'x' : 1.5]));
+      const only = reasonOf(json({ ...v2, [keys[i]!]: wrong[keys[i]!] }));
+      expect(reasonOf(json({ ...v2, ...wrong })), keys[i]).to.equal(only);
     }
     const v1 = { ...full, v: 1 } as Record<string, unknown>;
     for (const [key, value] of [['type', 'click'], ['ts', '2024'], ['title', undefined], ['utm', null], ['bot', 'no'], ['screen', { width: 'x' }], ['region', 1], ['city', false]] as const) {
