@@ -66,7 +66,7 @@ import {
   DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup, type SessionDimension,
 } from './rollup.js';
 import {
-  compareEvents, isAnonymous, sameContribution, sameState, stepVisit, type Contribution, type VisitState, type VisitorState,
+  compareEvents, isAnonymous, sameContribution, sameState, stepVisit, type Contribution, type EntryValues, type VisitState, type VisitorState,
 } from './sessions.js';
 
 export const MINUTE_MS = 60_000;
@@ -202,20 +202,163 @@ class WindowCell implements DimCell {
 
 type Cells = Map<string, WindowCell>;
 
+/** A cell of `cells`, made when first needed. */
+function cellIn(cells: Cells, key: string, withVisitors: boolean): WindowCell {
+  let cell = cells.get(key);
+  if (!cell) {
+    cell = new WindowCell(withVisitors);
+    cells.set(key, cell);
+  }
+  return cell;
+}
+
+/** Index of each session dimension in SESSION_DIMENSIONS. */
+const SESSION_INDEX = new Map<DimensionName, number>(SESSION_DIMENSIONS.map((name, i) => [name, i]));
+
+/** The session cells of one entry (one visit's) in one bucket, and how many of the bucket's counted events have that entry now. */
+class EntryCells {
+  events = 0;
+  /** By SESSION_DIMENSIONS index; null where the entry has no value. */
+  constructor(readonly cells: ReadonlyArray<WindowCell | null>) {}
+}
+
 /**
- * The part of a bucket that depends on visits: restated in place when an earlier event arrives
- * late. Counts move by differences. Sketches cannot lose a visitor, so a session cell a visitor
- * may have left is listed in `stale`, and its sketch is rebuilt from the bucket's events when
- * the row is next built (rebuildStale).
+ * The part of a bucket that depends on visits: totals, session cells and exit cells, restated
+ * in place when an earlier event arrives late. Counts move by differences. A sketch cannot lose
+ * a visitor, so a session cell a visitor may have left is marked stale, and its sketch is
+ * rebuilt from the bucket's events when the row is next built (rebuildStale).
  */
-interface SessionPart {
-  visits: number;
-  bounces: number;
-  durationMs: number;
-  /** Session dimensions and exit_page. */
-  readonly dims: Map<DimensionName, Cells>;
-  /** Session cells, by dimension then value, whose sketch may hold a visitor no longer in them. */
-  readonly stale: Map<SessionDimension, Set<string>>;
+class SessionPart {
+  visits = 0;
+  bounces = 0;
+  durationMs = 0;
+  /** Session dimension cells, by SESSION_DIMENSIONS index: an array, not a map by name, since every event touches each. */
+  private readonly cells: Cells[] = SESSION_DIMENSIONS.map(() => new Map());
+  private readonly exits: Cells = new Map();
+  /**
+   * The cells of each entry that counted events of the bucket have. An entry is one object per
+   * visit, so it is one visitor's: while an event with it is counted here, that visitor is in
+   * every one of its cells (rebuildStale puts it back), and the visit's further events only add
+   * counts, through the entry's cells, without a lookup per dimension. Anonymous events' entries
+   * are their own, never shared: not kept.
+   */
+  private readonly entries = new Map<EntryValues, EntryCells>();
+  /** Values of session cells, by SESSION_DIMENSIONS index, whose sketch may hold a visitor no longer in them. */
+  private readonly stale: Array<Set<string> | undefined> = [];
+  private staleCount = 0;
+
+  /** Cells of a dimension of this part (session or exit_page). */
+  cellsOf(name: DimensionName): Cells | undefined {
+    if (name === 'exit_page') return this.exits;
+    const i = SESSION_INDEX.get(name);
+    return i === undefined ? undefined : this.cells[i];
+  }
+
+  /** Adds a counted event's contribution; its visitor (HyperLogLog.entryOf, null when anonymous) joins the entry's cells. */
+  add(c: Contribution, visitor: number | null): void {
+    let entry = visitor === null ? undefined : this.entries.get(c.entry);
+    if (entry === undefined) {
+      entry = new EntryCells(this.entryCells(c.entry));
+      if (visitor !== null) {
+        this.entries.set(c.entry, entry);
+        for (const cell of entry.cells) cell?.addVisitor(visitor);
+      }
+    }
+    entry.events++;
+    this.count(entry.cells, c, 1);
+  }
+
+  /** Takes a (non-anonymous) event's contribution back; true when no counted event has its entry any more. */
+  remove(c: Contribution): boolean {
+    const entry = this.entries.get(c.entry)!;
+    this.count(entry.cells, c, -1);
+    if (--entry.events > 0) return false;
+    this.entries.delete(c.entry);
+    return true;
+  }
+
+  /** Replaces a contribution by one of the same entry: same cells, same sketches, only counts move. */
+  move(from: Contribution, to: Contribution): void {
+    const cells = this.entries.get(from.entry)!.cells;
+    this.count(cells, from, -1);
+    this.count(cells, to, 1);
+  }
+
+  markStale(index: number, value: string): void {
+    let values = this.stale[index];
+    if (!values) {
+      values = new Set();
+      this.stale[index] = values;
+    }
+    values.add(value);
+    this.staleCount++;
+  }
+
+  /**
+   * Rebuilds the sketches of the stale cells from `counted`, the bucket's counted events: each
+   * gets exactly the visitors of the events whose entry has its value, as a fold from scratch
+   * would add them (a sketch's bytes depend only on the set of visitors, hyperloglog.ts).
+   */
+  rebuildStale(counted: readonly Counted[]): void {
+    if (this.staleCount === 0) return;
+    const indexes: number[] = [];
+    const names: SessionDimension[] = [];
+    const rebuilt: Cells[] = [];
+    this.stale.forEach((values, i) => {
+      const these: Cells = new Map();
+      for (const value of values!) {
+        const cell = this.cells[i]!.get(value)!;
+        cell.clearVisitors();
+        these.set(value, cell);
+      }
+      indexes.push(i);
+      names.push(SESSION_DIMENSIONS[i]!);
+      rebuilt.push(these);
+    });
+    this.stale.length = 0;
+    this.staleCount = 0;
+    for (const c of counted) {
+      if (c.visitor === null) continue;
+      const entry = c.contribution.entry;
+      for (let k = 0; k < names.length; k++) {
+        const value = entry[names[k]!];
+        if (value === null) continue;
+        rebuilt[k]!.get(value)?.addVisitor(c.visitor);
+      }
+    }
+  }
+
+  private entryCells(entry: EntryValues): Array<WindowCell | null> {
+    const out = new Array<WindowCell | null>(SESSION_DIMENSIONS.length);
+    for (let i = 0; i < SESSION_DIMENSIONS.length; i++) {
+      const value = entry[SESSION_DIMENSIONS[i]!];
+      out[i] = value === null ? null : cellIn(this.cells[i]!, value, true);
+    }
+    return out;
+  }
+
+  /** Adds (sign 1) or takes back (−1) a contribution's counts: totals, the entry's cells, exits. */
+  private count(cells: ReadonlyArray<WindowCell | null>, c: Contribution, sign: 1 | -1): void {
+    const pageviews = sign * c.pageviews;
+    const events = sign * c.events;
+    const visits = sign * c.visits;
+    const bounces = sign * c.bounces;
+    const durationMs = sign * c.durationMs;
+    this.visits += visits;
+    this.bounces += bounces;
+    this.durationMs += durationMs;
+    for (let i = 0; i < cells.length; i++) {
+      const cell = cells[i];
+      if (!cell) continue;
+      cell.pageviews += pageviews;
+      cell.events += events;
+      cell.visits += visits;
+      cell.bounces += bounces;
+      cell.durationMs += durationMs;
+    }
+    cellIn(this.exits, c.exitPage, false).visits += sign;
+    if (c.exitFrom !== null) cellIn(this.exits, c.exitFrom, false).visits -= sign;
+  }
 }
 
 interface Bucket {
@@ -252,47 +395,16 @@ const REVENUE_SCALE = 1_000_000;
 
 const noOutcomes = (): Record<WindowOutcome, number> => ({ counted: 0, duplicate: 0, late: 0, replay_skipped: 0, bot: 0 });
 
-const emptySessionPart = (): SessionPart => ({ visits: 0, bounces: 0, durationMs: 0, dims: new Map(), stale: new Map() });
-
-function cellOf(dims: Map<DimensionName, Cells>, name: DimensionName, key: string, withVisitors: boolean): WindowCell {
-  let cells = dims.get(name);
-  if (!cells) {
-    cells = new Map();
-    dims.set(name, cells);
-  }
-  let cell = cells.get(key);
-  if (!cell) {
-    cell = new WindowCell(withVisitors);
-    cells.set(key, cell);
-  }
-  return cell;
-}
-
-/** Adds (sign 1) or takes back (−1) a contribution's session counts; the visitor (HyperLogLog.entryOf) joins the cells' sketches when given. */
-function applySession(part: SessionPart, c: Contribution, sign: 1 | -1, visitor: number | null): void {
-  part.visits += sign * c.visits;
-  part.bounces += sign * c.bounces;
-  part.durationMs += sign * c.durationMs;
-  for (const name of SESSION_DIMENSIONS) {
-    const value = c.entry[name];
-    if (value === null) continue;
-    const cell = cellOf(part.dims, name, value, true);
-    cell.pageviews += sign * c.pageviews;
-    cell.events += sign * c.events;
-    cell.visits += sign * c.visits;
-    cell.bounces += sign * c.bounces;
-    cell.durationMs += sign * c.durationMs;
-    if (visitor !== null) cell.addVisitor(visitor);
-  }
-  cellOf(part.dims, 'exit_page', c.exitPage, false).visits += sign;
-  if (c.exitFrom !== null) cellOf(part.dims, 'exit_page', c.exitFrom, false).visits -= sign;
-}
-
 /** The visitor to add to sketches (HyperLogLog.entryOf its id): none for an anonymous event. */
 const sketchable = (visitorId: string): number | null => (isAnonymous(visitorId) ? null : HyperLogLog.entryOf(visitorId));
 
 function creditEventCell(b: Bucket, name: DimensionName, key: string, pv: number, ev: number, visitor: number | null): void {
-  const cell = cellOf(b.eventDims, name, key, true);
+  let cells = b.eventDims.get(name);
+  if (!cells) {
+    cells = new Map();
+    b.eventDims.set(name, cells);
+  }
+  const cell = cellIn(cells, key, true);
   cell.pageviews += pv;
   cell.events += ev;
   if (visitor !== null) cell.addVisitor(visitor);
@@ -300,75 +412,40 @@ function creditEventCell(b: Bucket, name: DimensionName, key: string, pv: number
 
 /**
  * Moves a counted event of visitor `v` from its contribution to `next` (a restatement). Counts
- * move by the difference; the visitor joins the new entry's cells. A visitor cannot be taken
- * out of a sketch, so each old entry cell whose value the new entry does not share, and that no
- * other event of the visitor in the bucket still counts in, is marked stale. That check runs at
- * every move, so whichever event leaves such a cell last marks it: no cell a visitor left
- * goes unmarked.
+ * move by the difference; the visitor joins the new entry's cells. When no other event of the
+ * bucket has the old entry any more, the visitor may have left the old entry's cells: each one
+ * whose value the new entry does not share, and no other event of the visitor in the bucket
+ * still counts in, is marked stale. That check runs at every such move, so whichever event
+ * leaves a cell last marks it: no cell a visitor left goes unmarked.
  */
 function restate(v: Visitor, c: Counted, next: Contribution): void {
   const part = c.bucket.session;
   const old = c.contribution;
   c.contribution = next;
-  applySession(part, old, -1, null);
-  // Same entry (one object per visit): same cells, same sketches; only counts move.
-  applySession(part, next, 1, old.entry === next.entry ? null : c.visitor);
-  if (old.entry === next.entry) return;
-  let left: SessionDimension[] | null = null;
-  for (const name of SESSION_DIMENSIONS) {
+  if (old.entry === next.entry) {
+    part.move(old, next);
+    return;
+  }
+  const emptied = part.remove(old);
+  part.add(next, c.visitor);
+  if (!emptied) return;
+  let left: number[] | null = null;
+  for (let i = 0; i < SESSION_DIMENSIONS.length; i++) {
+    const name = SESSION_DIMENSIONS[i]!;
     const was = old.entry[name];
-    if (was !== null && was !== next.entry[name]) (left ??= []).push(name);
+    if (was !== null && was !== next.entry[name]) (left ??= []).push(i);
   }
   if (left === null) return;
   for (const other of v.open) {
     if (other.bucket !== c.bucket || other === c) continue;
     const entry = other.contribution.entry;
-    // Another event of the old visit: the visitor stays in every old cell.
-    if (entry === old.entry) return;
-    for (let i = left.length - 1; i >= 0; i--) if (entry[left[i]!] === old.entry[left[i]!]) left.splice(i, 1);
+    for (let k = left.length - 1; k >= 0; k--) {
+      const name = SESSION_DIMENSIONS[left[k]!]!;
+      if (entry[name] === old.entry[name]) left.splice(k, 1);
+    }
     if (left.length === 0) return;
   }
-  for (const name of left) {
-    let keys = part.stale.get(name);
-    if (!keys) {
-      keys = new Set();
-      part.stale.set(name, keys);
-    }
-    keys.add(old.entry[name]!);
-  }
-}
-
-/**
- * Rebuilds the sketches of the bucket's stale session cells from its counted events: each cell
- * gets exactly the visitors of the events whose entry has its value, as a fold from scratch
- * would add them (a sketch's bytes depend only on the set of visitors, hyperloglog.ts).
- */
-function rebuildStale(b: Bucket): void {
-  const part = b.session;
-  const names: SessionDimension[] = [];
-  const rebuilt: Cells[] = [];
-  for (const [name, keys] of part.stale) {
-    const cells = part.dims.get(name)!;
-    const these: Cells = new Map();
-    for (const key of keys) {
-      const cell = cells.get(key)!;
-      cell.clearVisitors();
-      these.set(key, cell);
-    }
-    names.push(name);
-    rebuilt.push(these);
-  }
-  part.stale.clear();
-  for (const c of b.counted) {
-    if (c.visitor === null) continue;
-    const entry = c.contribution.entry;
-    for (let i = 0; i < names.length; i++) {
-      const key = entry[names[i]!];
-      if (key === null) continue;
-      const cell = rebuilt[i]!.get(key);
-      if (cell) cell.addVisitor(c.visitor);
-    }
-  }
+  for (const i of left) part.markStale(i, old.entry[SESSION_DIMENSIONS[i]!]!);
 }
 
 export class MinuteWindows {
@@ -503,7 +580,7 @@ export class MinuteWindows {
       bucket = {
         site: event.site, bucketMs, firstOffset: offset, ids: new Set(), counted: [], closed: false,
         pageviews: 0, events: 0, bots: 0, visitors: HyperLogLog.empty(PRECISION), eventDims: new Map(), revenueMicros: new Map(),
-        session: emptySessionPart(),
+        session: new SessionPart(),
       };
       minute.set(event.site, bucket);
       this.openCount++;
@@ -544,7 +621,7 @@ export class MinuteWindows {
       const step = stepVisit(null, event, values, timeoutMs);
       const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
       bucket.counted.push(counted);
-      applySession(bucket.session, counted.contribution, 1, null);
+      bucket.session.add(counted.contribution, null);
       return;
     }
     const v = this.visitor(event.site, event.visitorId);
@@ -556,7 +633,7 @@ export class MinuteWindows {
     const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
     open.splice(at, 0, counted);
     bucket.counted.push(counted);
-    applySession(bucket.session, counted.contribution, 1, visitor);
+    bucket.session.add(counted.contribution, visitor);
 
     // Restate the visitor's later events until one's state comes out as it was.
     let state = step.state;
@@ -675,11 +752,11 @@ export class MinuteWindows {
 
   private row(b: Bucket): Rollup {
     const part = b.session;
-    if (part.stale.size > 0) rebuildStale(b);
+    part.rebuildStale(b.counted);
     const limit = this.options.maxBreakdownKeys;
     const dims: Array<[DimensionName, Record<string, DimCell>]> = [];
     for (const name of DIMENSIONS) {
-      const cells = (DIMENSION_KINDS[name] === 'event' ? b.eventDims : part.dims).get(name);
+      const cells = DIMENSION_KINDS[name] === 'event' ? b.eventDims.get(name) : part.cellsOf(name);
       if (!cells) continue;
       // The cells themselves: capDimension copies out the counts and encodings it keeps.
       const capped = capDimension(cells, limit);
