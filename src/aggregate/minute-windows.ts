@@ -448,6 +448,26 @@ function restate(v: Visitor, c: Counted, next: Contribution): void {
   for (const i of left) part.markStale(i, old.entry[SESSION_DIMENSIONS[i]!]!);
 }
 
+/**
+ * Where `event` goes in a visitor's open events, sorted by (ts, id): after every event that
+ * sorts at or before it. An append is checked first (the usual case on live traffic); else a
+ * binary search, since batched or resent traffic makes a visitor's list long and arrivals
+ * land anywhere in it.
+ */
+function insertionPoint(open: readonly Counted[], event: WindowEvent): number {
+  let hi = open.length;
+  if (hi === 0 || compareEvents(open[hi - 1]!.event, event) <= 0) return hi;
+  let lo = 0;
+  hi--;
+  // open[hi] sorts after the event; find the first that does.
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareEvents(open[mid]!.event, event) > 0) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 export class MinuteWindows {
   private watermark: number;
   private flushedWatermark: number;
@@ -626,9 +646,7 @@ export class MinuteWindows {
     }
     const v = this.visitor(event.site, event.visitorId);
     const open = v.open;
-    // Mostly an append: events of one visitor seldom overtake each other.
-    let at = open.length;
-    while (at > 0 && compareEvents(open[at - 1]!.event, event) > 0) at--;
+    const at = insertionPoint(open, event);
     const step = stepVisit(at > 0 ? open[at - 1]!.after : v.frozen, event, values, timeoutMs);
     const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
     open.splice(at, 0, counted);
