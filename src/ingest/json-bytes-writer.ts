@@ -89,6 +89,7 @@ export class JsonBytesWriter {
 
   /** Bytes written earlier by a writer (a cached piece of a record). */
   bytes(b: Buffer): void {
+    if (b.length === 0) return; // an empty part (no location): not worth a native call
     this.ensure(b.length);
     // Buffer#copy: for short pieces, cheaper than TypedArray#set or a loop.
     this.pos += b.copy(this.buf, this.pos);
