@@ -13,12 +13,19 @@
  * (records the log keeps per partition, default 20 000 as in bench:ingest),
  * CPU_BENCH_ALLOC_PROFILE=<file> (writes a sampling allocation profile of the measured rounds,
  * garbage included, for `chrome://inspect` or a script).
+ *
+ * CPU_BENCH_KAFKA=<host:port>: the same path into a real Kafka (KafkaEventLog, a fresh topic of
+ * 8 partitions, deleted at the end) instead of the in-memory log, as acknowledged `ingest.batch`
+ * requests with CPU_BENCH_IN_FLIGHT (default 8) in flight, each batch from one site, as
+ * `bench:pipeline`'s gateway scenario without sockets. CPU then includes kafkajs (encoding,
+ * gzip in libuv threads) but not the broker, which runs in its own process.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { Registry } from 'prom-client';
 import { WellKnownMimeType, encodeCompositeMetadata, encodeRoute } from 'rsocket-composite-metadata';
 import type { Event } from '../protocol/schema.js';
+import { KafkaEventLog } from '../src/adapters/kafka/kafka-event-log.js';
 import { MemoryEventLog } from '../src/adapters/memory/memory-event-log.js';
 import { MemoryCurrentVisitors } from '../src/adapters/memory/memory-current-visitors.js';
 import { MemoryLiveBus } from '../src/adapters/memory/memory-live-bus.js';
@@ -34,6 +41,9 @@ import { createQueryService } from '../src/query/query-service.js';
 const ROUND_EVENTS = Number(process.env.CPU_BENCH_EVENTS ?? 200_000);
 const ROUNDS = Number(process.env.CPU_BENCH_ROUNDS ?? 5);
 const BATCH = Number(process.env.CPU_BENCH_BATCH ?? 100);
+const KAFKA = process.env.CPU_BENCH_KAFKA;
+const IN_FLIGHT = Number(process.env.CPU_BENCH_IN_FLIGHT ?? 8);
+const BATCH_METADATA = Buffer.from(encodeCompositeMetadata([[WellKnownMimeType.MESSAGE_RSOCKET_ROUTING, encodeRoute('ingest.batch')]]));
 
 const metadata = Buffer.from(encodeCompositeMetadata([[WellKnownMimeType.MESSAGE_RSOCKET_ROUTING, encodeRoute('ingest.events')]]));
 
@@ -42,17 +52,26 @@ function events(count: number): Event[] {
   return traffic.batch(count, Date.now()).map(({ id: _id, ...e }) => e);
 }
 
+/** Batches of BATCH events, each from one site (sites in turn), as bench:pipeline's pool. */
+function siteBatches(count: number): Event[][] {
+  const sites = Array.from({ length: 16 }, (_, i) => new DemoTraffic({ sites: [`s${i}.bench.example`], seed: 1_000 + i, visitorsPerSite: 5_000 }));
+  return Array.from({ length: count }, (_, b) => sites[b % sites.length]!.batch(BATCH, Date.now()).map(({ id: _id, ...e }) => e));
+}
+
 async function main(): Promise<void> {
   const config = loadConfig({ logLevel: 'silent' });
   const registry = new Registry();
-  const log = new MemoryEventLog({ partitions: config.eventLog.partitions, maxUnreadRecords: Number(process.env.CPU_BENCH_TAIL ?? 20_000) });
+  const kafkaTopic = `bench-ingest-cpu-${process.pid}-${Date.now()}`;
+  const kafka = KAFKA ? await KafkaEventLog.connect({ brokers: [KAFKA], partitions: 8, replicationFactor: 1 }) : undefined;
+  if (kafka) await kafka.ensureTopics([kafkaTopic]);
+  const log = kafka ?? new MemoryEventLog({ partitions: config.eventLog.partitions, maxUnreadRecords: Number(process.env.CPU_BENCH_TAIL ?? 20_000) });
   let appended = 0;
   const append = log.append.bind(log);
   log.append = async (topic, records) => {
     await append(topic, records);
     appended += records.length;
   };
-  const ingest = createIngestService({ log, topic: config.eventLog.eventsTopic, config: config.ingest, registry });
+  const ingest = createIngestService({ log, topic: kafka ? kafkaTopic : config.eventLog.eventsTopic, config: config.ingest, registry });
   const responder = createResponder({
     ingest, query: createQueryService({ store: new MemoryRollupStore() }), bus: new MemoryLiveBus(), currentVisitors: new MemoryCurrentVisitors(),
     metrics: createGatewayMetrics(registry), logger: silentLogger(), maxDataBytes: config.gateway.maxFrameBytes,
@@ -62,11 +81,26 @@ async function main(): Promise<void> {
     grant: { sites: undefined },
   });
   const pool = events(20_000);
-  const payloads = Array.from({ length: pool.length / BATCH }, (_, i) => {
-    const batch = pool.slice(i * BATCH, (i + 1) * BATCH);
-    return { data: Buffer.from(JSON.stringify(batch.length === 1 ? batch[0] : { events: batch })), metadata };
-  });
+  const payloads = kafka
+    ? siteBatches(200).map((batch) => ({ data: Buffer.from(JSON.stringify({ events: batch })), metadata: BATCH_METADATA }))
+    : Array.from({ length: pool.length / BATCH }, (_, i) => {
+      const batch = pool.slice(i * BATCH, (i + 1) * BATCH);
+      return { data: Buffer.from(JSON.stringify(batch.length === 1 ? batch[0] : { events: batch })), metadata };
+    });
   const sink = { onComplete() {}, onError() {}, onNext() {}, onExtension() {} };
+  let nextPayload = 0;
+  /** One acknowledged request at a time, until `until` events were appended; as a client with one request in flight. */
+  const ackLoop = async (until: number) => {
+    while (appended < until) {
+      const payload = payloads[nextPayload]!;
+      nextPayload = (nextPayload + 1) % payloads.length;
+      await new Promise<void>((resolve, reject) => {
+        responder.requestResponse!(payload, {
+          onNext: () => resolve(), onComplete: () => resolve(), onError: (e: Error) => reject(e), onExtension() {},
+        });
+      });
+    }
+  };
   const burst = Math.max(1, Math.floor(65_536 / payloads[0]!.data.length));
   const allocProfile = process.env.CPU_BENCH_ALLOC_PROFILE;
   const session = allocProfile ? new Session() : undefined;
@@ -83,6 +117,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     let i = 0;
+    if (kafka) await Promise.all(Array.from({ length: IN_FLIGHT }, () => ackLoop(start + ROUND_EVENTS)));
     while (appended - start < ROUND_EVENTS) {
       // As many frames per macrotask as one 64 KiB socket read would carry, as on a real connection.
       for (let k = 0; k < burst; k++) {
@@ -111,7 +146,8 @@ async function main(): Promise<void> {
     xs.sort((a, b) => a - b);
     return `best ${xs[0]!.toFixed(2)}, median ${xs[Math.floor(xs.length / 2)]!.toFixed(2)}`;
   };
-  console.log(`batch ${BATCH}: wall µs/event ${summary(wall)}; cpu µs/event ${summary(cpu)}`);
+  console.log(`batch ${BATCH}${kafka ? `, Kafka, ${IN_FLIGHT} in flight` : ''}: wall µs/event ${summary(wall)}; cpu µs/event ${summary(cpu)}`);
+  if (kafka) await kafka.deleteTopics([kafkaTopic]);
   await log.close();
 }
 
