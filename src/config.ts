@@ -132,6 +132,11 @@ export const ConfigSchema = Type.Object({
      * still written every flushIntervalMs; a restart replays from the last checkpoint.
      */
     checkpointIntervalMs: Type.Integer({ minimum: 10, default: 30_000 }),
+    /**
+     * Hour and day rollups are recomputed at most this often (and at every checkpoint); quarter
+     * rows on every flush. Queries of the hour and day tiers trail the finer ones by up to this.
+     */
+    coarseRollIntervalMs: Type.Integer({ minimum: 0, default: 5_000 }),
     groupId: Type.String({ default: 'sluice-aggregate-v1' }),
   }, { default: {}, additionalProperties: false }),
   eventLog: Type.Object({

@@ -72,12 +72,14 @@
  *
  * Flushes run on a timer (flushIntervalMs) from the injected scheduler, one partition at a
  * time in order; the LiveBus notice for a bucket is published only after the minute rows and
- * the tier rows above them are written, so a dashboard that re-reads on a notice sees the new
- * rows in every tier.
+ * the quarter rows above them are written, so a dashboard that re-reads on a notice sees the new
+ * rows in those tiers. Hours and days are rolled at most every coarseRollIntervalMs (and in
+ * every checkpoint flush, before its commit: see TierRoller), each such roll followed by a
+ * notice of its own for the buckets it rolled; a quiet partition rolls what it owes on a timer.
  */
 import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { Subject, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, asyncScheduler, interval, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Config } from '../config.js';
 import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecord, PartitionBatch } from '../ingest/event-log.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -85,8 +87,9 @@ import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
 import { IDENTITY_LOGIC, minuteWindows, type FlushRequest, type ProcessingLogic, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
 import type { RollupStore } from './rollup-store.js';
+import type { Rollup } from './rollup.js';
 import { decodeVisitStates, encodeVisitStates, type VisitorState } from './sessions.js';
-import { rollTiers, type TierRetention } from './tier-roller.js';
+import { TierRoller, type TierRetention } from './tier-roller.js';
 
 export interface AggregatorDeps {
   readonly log: EventLog;
@@ -151,6 +154,8 @@ interface PartitionRun {
   readonly inputs: Subject<AggregatorInput>;
   readonly flushes: Subject<FlushRequest>;
   subscription?: Subscription;
+  /** Rolls owed hours and days when no flush comes to do it (a quiet partition). */
+  coarseTimer?: Subscription;
   /** Next offset to take: a redelivered batch skips what is below it. */
   nextOffset: number;
   readonly replayThroughOffset: number;
@@ -165,6 +170,10 @@ interface PartitionRun {
   state: RunState;
   watermarkMs: number;
   openBuckets: number;
+  /** Quarters on every flush, hours and days when due and at every checkpoint flush (tier-roller.ts). */
+  readonly roller: TierRoller;
+  /** The store watermark the last flush's windows allow (see writeWatermark); -Infinity before any. */
+  finalMs: number;
 }
 
 /** Pending late and dead-letter records beyond which a batch forces a flush before returning. */
@@ -325,6 +334,10 @@ export class Aggregator {
       state: 'active',
       watermarkMs: restored.watermarkMs ?? Number.NEGATIVE_INFINITY,
       openBuckets: 0,
+      finalMs: Number.NEGATIVE_INFINITY,
+      roller: new TierRoller(this.deps.store, config.maxBreakdownKeys, {
+        retentionMs: this.deps.retention ?? null, now: this.now, coarseIntervalMs: config.coarseRollIntervalMs,
+      }),
     };
     run.subscription = run.inputs.pipe(minuteWindows<AggregatorInput>({
       ...config,
@@ -345,6 +358,13 @@ export class Aggregator {
         this.logger.error({ err: e, partition }, 'window pipeline failed; the partition stops committing');
       },
     });
+    if (config.coarseRollIntervalMs > 0) {
+      // A flush rolls what is owed when due; a partition gone quiet has no flush until its next
+      // checkpoint, so the owed hours and days are rolled on their own, between flushes.
+      run.coarseTimer = interval(config.coarseRollIntervalMs, this.scheduler).subscribe(() => {
+        if (run.queued === 0 && run.roller.owing > 0 && run.state === 'active' && !run.failed) this.enqueueCoarseRoll(run);
+      });
+    }
     this.runs.set(partition, run);
     this.logger.info({ partition, committed: committed?.offset ?? null, restored, visitors: sessions.length }, 'partition assigned');
   }
@@ -393,6 +413,7 @@ export class Aggregator {
     }
     await run.queue;
     run.subscription?.unsubscribe();
+    run.coarseTimer?.unsubscribe();
     this.runs.delete(partition);
     this.logger.info({ partition, flushed: !this.crashing && !run.failed }, 'partition revoked');
   }
@@ -465,32 +486,68 @@ export class Aggregator {
     });
   }
 
+  /**
+   * The partition's store watermark: final as of the last flush, but never past a bucket whose
+   * hours and days are still owed (the store's tiers are final only once those are rolled).
+   * Stores keep the highest value written, so a lower one changes nothing.
+   */
+  private async writeWatermark(run: PartitionRun): Promise<void> {
+    const finalMs = Math.min(run.finalMs, run.roller.oldestOwedMs);
+    if (Number.isFinite(finalMs)) await this.attempt(run, 'watermark', () => this.deps.store.setWatermark(run.partition, finalMs));
+  }
+
+  private enqueueCoarseRoll(run: PartitionRun): void {
+    run.queued++;
+    run.queue = run.queue.then(async () => {
+      try {
+        if (run.failed) return;
+        await this.rollAndAnnounce(run, [], false);
+        await this.writeWatermark(run);
+      } catch (e) {
+        run.failed = true;
+        if (!(e instanceof Abandoned)) this.logger.error({ err: e, partition: run.partition }, 'tier roll given up; the successor replays from the last commit');
+      } finally {
+        run.queued--;
+      }
+    });
+  }
+
+  /**
+   * Rolls the coarser tiers of `rows` (minute rows just written) and whatever hours and days are
+   * due, then announces the changed buckets on the LiveBus, after the rows of every tier it
+   * rolled are written.
+   */
+  private async rollAndAnnounce(run: PartitionRun, rows: readonly Rollup[], force: boolean): Promise<void> {
+    let rolled: ReadonlyMap<string, number[]> = new Map();
+    await this.attempt(run, 'tier roll', async () => {
+      rolled = await run.roller.roll(rows, force);
+    });
+    const bySite = new Map<string, number[]>(rolled);
+    for (const r of rows) {
+      const buckets = bySite.get(r.site);
+      if (buckets) buckets.push(r.bucketMs);
+      else bySite.set(r.site, [r.bucketMs]);
+    }
+    // Best effort by the LiveBus contract: a missed notice only delays a dashboard's re-read.
+    await Promise.all([...bySite].map(([site, buckets]) => this.deps.bus.publish({ site, buckets }).catch((e: unknown) => {
+      this.logger.warn({ err: e, site }, 'live notice not published');
+    })));
+  }
+
   private async writeFlush(run: PartitionRun, flush: WindowFlush, late: LogRecord[], deadLetters: LogRecord[]): Promise<void> {
-    const { log, store, bus, config } = this.deps;
+    const { log, store, config } = this.deps;
     const done = this.flushSeconds.startTimer();
     if (deadLetters.length > 0) await this.attempt(run, 'dead-letter append', () => log.append(this.deps.deadLetterTopic, deadLetters));
     if (late.length > 0) await this.attempt(run, 'late append', () => log.append(this.deps.lateTopic, late));
-    if (flush.rows.length > 0) {
-      await this.attempt(run, 'rollup upsert', () => store.upsert(flush.rows));
-      // Coarser tiers from the minute rows just written, before the notice: queries on any tier see the change.
-      await this.attempt(run, 'tier roll', async () => {
-        await rollTiers(store, flush.rows, config.maxBreakdownKeys, { retentionMs: this.deps.retention ?? null, now: this.now });
-      });
-      const bySite = new Map<string, number[]>();
-      for (const r of flush.rows) {
-        const buckets = bySite.get(r.site);
-        if (buckets) buckets.push(r.bucketMs);
-        else bySite.set(r.site, [r.bucketMs]);
-      }
-      // Best effort by the LiveBus contract: a missed notice only delays a dashboard's re-read.
-      await Promise.all([...bySite].map(([site, buckets]) => bus.publish({ site, buckets }).catch((e: unknown) => {
-        this.logger.warn({ err: e, site }, 'live notice not published');
-      })));
-    }
+    if (flush.rows.length > 0) await this.attempt(run, 'rollup upsert', () => store.upsert(flush.rows));
+    // Coarser tiers from the minute rows just written, before the notice: queries on the minute
+    // and quarter tiers see the change with it, hours and days with the notice of the flush
+    // that rolls them (at most coarseRollIntervalMs later, and always before a commit).
+    await this.rollAndAnnounce(run, flush.rows, flush.checkpoint !== null);
     if (Number.isFinite(flush.watermarkMs)) {
       // The store's watermark means "buckets ending at or before it are final", which lags ours by the lateness.
-      const finalMs = flush.watermarkMs - config.allowedLatenessMs;
-      await this.attempt(run, 'watermark', () => store.setWatermark(run.partition, finalMs));
+      run.finalMs = flush.watermarkMs - config.allowedLatenessMs;
+      await this.writeWatermark(run);
     }
     // Only a checkpoint flush commits, so the committed offset always names saved visit state (see 2).
     if (flush.checkpoint !== null && flush.commitOffset !== null && flush.lastOffset !== null) {

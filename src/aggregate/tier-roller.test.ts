@@ -5,7 +5,7 @@ import { HyperLogLog } from './hyperloglog.js';
 import { DIMENSION_SKETCH_PRECISION, TIER_MS, type Counts, type DimCell, type Rollup, type Tier } from './rollup.js';
 import type { RollupStore } from './rollup-store.js';
 import { mergeRollups } from './rollup-merge.js';
-import { resolveRetention, rollTiers, tierRetentionFromDays } from './tier-roller.js';
+import { TierRoller, resolveRetention, rollTiers, tierRetentionFromDays } from './tier-roller.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -192,5 +192,102 @@ describe('tier roller', () => {
     const defaults = tierRetentionFromDays({ minuteRetentionDays: 1, quarterRetentionDays: 2, hourRetentionDays: 3, dayRetentionDays: 4 });
     expect(resolveRetention(null, defaults)).to.deep.equal({ minute: null, quarter: null, hour: null, day: null });
     expect(resolveRetention({ hour: null }, defaults)).to.deep.equal({ minute: DAY, quarter: 2 * DAY, hour: null, day: 4 * DAY });
+  });
+
+  describe('TierRoller (the aggregator\'s: quarters every flush, hours and days when due)', () => {
+    const sites = ['a', 'b'];
+    const coarse = async (store: RollupStore) => plain([
+      ...(await Promise.all(sites.map((site) => store.read(site, 'hour', T0 - DAY, T0 + DAY)))).flat(),
+      ...(await Promise.all(sites.map((site) => store.read(site, 'day', T0 - 2 * DAY, T0 + DAY)))).flat(),
+    ]);
+    /** Flushes of minute rows: each a few minutes of both sites, rows restated from flush to flush. */
+    const flushes = (seed: number) => {
+      const rand = prng(seed);
+      return Array.from({ length: 12 }, (_, f) => sites.flatMap((site) => Array.from({ length: 3 }, () => (
+        randomMinute(rand, site, T0 - 2 * HOUR + Math.floor(rand() * 4 * 60) * MINUTE, f)))));
+    };
+
+    it('writes quarters at once and leaves hours and days owed until the interval passes, then equal to a full roll', async () => {
+      let now = T0;
+      const store = new MemoryRollupStore();
+      const reference = new MemoryRollupStore();
+      const roller = new TierRoller(store, 10_000, { coarseIntervalMs: 5_000, now: () => now });
+      const all: Rollup[] = [];
+      for (const rows of flushes(7).slice(0, 3)) {
+        now += 1_000;
+        await store.upsert(rows);
+        all.push(...rows);
+        expect(await roller.roll(rows, false)).to.have.property('size', 0);
+        for (const r of rows) {
+          const quarter = await store.read(r.site, 'quarter', r.bucketMs - (r.bucketMs % TIER_MS.quarter), r.bucketMs + 1);
+          expect(quarter).to.have.length(1);
+        }
+      }
+      expect(await coarse(store)).to.deep.equal([]);
+      expect(roller.owing).to.be.greaterThan(0);
+      now += 5_000;
+      const rolled = await roller.roll([], false);
+      expect([...rolled.keys()].sort()).to.deep.equal(sites);
+      expect(roller.owing).to.equal(0);
+      await reference.upsert(all);
+      await rollTiers(reference, all, 10_000);
+      expect(await coarse(store)).to.deep.equal(await coarse(reference));
+    });
+
+    it('rolls what is owed when forced (a checkpoint flush), and every tier then equals a full roll of every flush', async () => {
+      let now = T0;
+      const store = new MemoryRollupStore();
+      const reference = new MemoryRollupStore();
+      const roller = new TierRoller(store, 10_000, { coarseIntervalMs: 3_000, now: () => now });
+      const all = flushes(11);
+      for (const [i, rows] of all.entries()) {
+        now += 1_000;
+        await store.upsert(rows);
+        await roller.roll(rows, i === all.length - 1);
+      }
+      expect(roller.owing).to.equal(0);
+      for (const rows of all) {
+        await reference.upsert(rows);
+        await rollTiers(reference, rows, 10_000);
+      }
+      for (const tier of ['quarter', 'hour', 'day'] as const) {
+        for (const site of sites) {
+          expect(plain(await store.read(site, tier, T0 - 2 * DAY, T0 + DAY)), `${site} ${tier}`)
+            .to.deep.equal(plain(await reference.read(site, tier, T0 - 2 * DAY, T0 + DAY)));
+        }
+      }
+    });
+
+    it('keeps a coarse roll that failed owed, and the next roll writes it', async () => {
+      let now = T0;
+      const store = new MemoryRollupStore();
+      let failUpserts = 0;
+      const flaky: Pick<RollupStore, 'read' | 'upsert'> = {
+        read: (...a) => store.read(...a),
+        upsert: async (rows) => {
+          if (failUpserts > 0 && rows.some((r) => r.tier === 'hour')) {
+            failUpserts--;
+            throw new Error('store down');
+          }
+          await store.upsert(rows);
+        },
+      };
+      const roller = new TierRoller(flaky, 10_000, { coarseIntervalMs: 1_000, now: () => now });
+      const [rows] = flushes(3);
+      await store.upsert(rows!);
+      failUpserts = 1;
+      now += 1_000;
+      let failed: unknown;
+      await roller.roll(rows!, false).catch((e: unknown) => { failed = e; });
+      expect(String(failed)).to.contain('store down');
+      // Some sites' hours may be written (sites roll concurrently): all stay owed.
+      expect(roller.owing).to.equal(new Set(rows!.map((r) => `${r.site} ${r.bucketMs - (r.bucketMs % TIER_MS.quarter)}`)).size);
+      await roller.roll([], true);
+      expect(roller.owing).to.equal(0);
+      const reference = new MemoryRollupStore();
+      await reference.upsert(rows!);
+      await rollTiers(reference, rows!, 10_000);
+      expect(await coarse(store)).to.deep.equal(await coarse(reference));
+    });
   });
 });

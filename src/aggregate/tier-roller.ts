@@ -69,12 +69,16 @@ export interface RollTiersOptions {
   readonly retentionMs?: TierRetention | null;
   /** Wall clock for the retention check, ms. */
   readonly now?: () => number;
+  /** Roll the quarter rows only; the hours and days above them are left to a later roll (TierRoller). */
+  readonly quartersOnly?: boolean;
 }
 
 /** What a roll did: rows written per coarse tier, and coarse buckets skipped for retention. */
 export interface RollSummary {
   readonly written: { quarter: number; hour: number; day: number };
   readonly skipped: number;
+  /** The quarter rows written, by site. */
+  readonly quarters: ReadonlyMap<string, readonly Rollup[]>;
 }
 
 const LEVELS = [['minute', 'quarter'], ['quarter', 'hour'], ['hour', 'day']] as const;
@@ -90,12 +94,20 @@ const RETENTION_MARGIN_MS = 60_000;
 export async function rollTiers(
   store: Pick<RollupStore, 'read' | 'upsert'>, minuteRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
 ): Promise<RollSummary> {
+  return rollTiersFrom(store, minuteRows, maxKeys, options, 0);
+}
+
+async function rollTiersFrom(
+  store: Pick<RollupStore, 'read' | 'upsert'>, finestRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions, from: 0 | 1,
+): Promise<RollSummary> {
+  const finest = LEVELS[from][0];
+  const minuteRows = finestRows;
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   const bySite = new Map<string, Map<number, Rollup>>();
   for (const row of minuteRows) {
-    if (row.tier !== 'minute') throw new RangeError(`rollTiers takes minute rows, got a ${row.tier} row of ${row.site}`);
+    if (row.tier !== finest) throw new RangeError(`${from === 0 ? 'rollTiers' : 'rollAbove'} takes ${finest} rows, got a ${row.tier} row of ${row.site}`);
     let rows = bySite.get(row.site);
     if (!rows) {
       rows = new Map();
@@ -105,12 +117,14 @@ export async function rollTiers(
   }
   const retention = options.retentionMs ?? null;
   const now = (options.now ?? Date.now)();
+  const levels = options.quartersOnly ? from + 1 : LEVELS.length;
+  const quarters = new Map<string, Rollup[]>();
   const written = { quarter: 0, hour: 0, day: 0 };
   let skipped = 0;
 
   const rollSite = async (site: string, minutes: Map<number, Rollup>) => {
     let fresh = minutes;
-    for (const [finer, coarse] of LEVELS) {
+    for (const [finer, coarse] of LEVELS.slice(from, levels)) {
       const length = TIER_MS[coarse];
       const keep = retention?.[finer] ?? null;
       const buckets = [...new Set([...fresh.keys()].map((b) => bucketOf(coarse, b)))].sort((a, b) => a - b);
@@ -129,6 +143,7 @@ export async function rollTiers(
       await store.upsert(rows);
       written[coarse] += rows.length;
       fresh = new Map(rows.map((r) => [r.bucketMs, r]));
+      if (coarse === 'quarter') quarters.set(site, rows);
     }
   };
 
@@ -141,7 +156,104 @@ export async function rollTiers(
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, sites.length) }, worker));
-  return { written, skipped };
+  return { written, skipped, quarters };
+}
+
+/**
+ * The hour and day rows above `quarterRows` (quarter rows of any sites, already written):
+ * rollTiers's upper two levels, the quarter rows passed in laid over what the read returns.
+ */
+export async function rollAbove(
+  store: Pick<RollupStore, 'read' | 'upsert'>, quarterRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
+): Promise<RollSummary> {
+  // The same levels as rollTiers, entered one level up: quarter rows in the place of minute rows.
+  return rollTiersFrom(store, quarterRows, maxKeys, options, 1);
+}
+
+/**
+ * A partition's tier roller for the aggregator: the quarter rows on every flush, the hours and
+ * days above them at most every `coarseIntervalMs` and whenever `force` is set.
+ *
+ * Why: an hour row is the merge of 4 quarter rows and a day row of 24 hour rows, every cell and
+ * sketch of every dimension; recomputing both on every flush (every second) of every site was
+ * most of the aggregator's store reads and a large part of its CPU (measured by
+ * bench:pipeline). Hour and day rows then trail the quarter rows by at most coarseIntervalMs.
+ *
+ * Why a commit still finds every tier in step (DESIGN invariant 3, aggregator.ts): the
+ * aggregator forces the roll in its checkpoint flushes, the only ones that commit, before the
+ * commit. Work owed at a crash is owed for buckets written after the last commit, and a
+ * successor rewrites every such bucket (it replays from the first offset of the oldest bucket
+ * open at that commit), so it owes, and rolls, them again.
+ */
+export class TierRoller {
+  /** Quarter rows written since the last coarse roll, by site and bucket: the hours and days owed. */
+  private owed = new Map<string, Map<number, Rollup>>();
+  /** The minute buckets behind them, by site: what a notice of the coarse roll names. */
+  private owedMinutes = new Map<string, Set<number>>();
+  private lastCoarseMs: number;
+
+  constructor(
+    private readonly store: Pick<RollupStore, 'read' | 'upsert'>,
+    private readonly maxKeys: number,
+    private readonly options: RollTiersOptions & { readonly coarseIntervalMs: number; readonly now: () => number },
+  ) {
+    this.lastCoarseMs = options.now();
+  }
+
+  /**
+   * The start of the oldest minute bucket whose hours and days are owed (Infinity: none): a
+   * watermark claiming a bucket final must not pass it, or a query would take a stale hour row
+   * for a final one.
+   */
+  get oldestOwedMs(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const minutes of this.owedMinutes.values()) for (const b of minutes) if (b < oldest) oldest = b;
+    return oldest;
+  }
+
+  /** Sites and quarter buckets owed a coarse roll. */
+  get owing(): number {
+    let n = 0;
+    for (const rows of this.owed.values()) n += rows.size;
+    return n;
+  }
+
+  /**
+   * Rolls the quarters of `minuteRows` (written before the call); then, when due or forced,
+   * the hours and days owed. Resolves with the minute buckets whose hours and days it rolled,
+   * by site (for live notices: the rows above them changed), or an empty map.
+   */
+  async roll(minuteRows: readonly Rollup[], force: boolean): Promise<ReadonlyMap<string, number[]>> {
+    if (minuteRows.length > 0) {
+      const { quarters } = await rollTiers(this.store, minuteRows, this.maxKeys, { ...this.options, quartersOnly: true });
+      for (const [site, rows] of quarters) {
+        let owed = this.owed.get(site);
+        if (!owed) {
+          owed = new Map();
+          this.owed.set(site, owed);
+        }
+        for (const r of rows) owed.set(r.bucketMs, r);
+      }
+      for (const r of minuteRows) {
+        let minutes = this.owedMinutes.get(r.site);
+        if (!minutes) {
+          minutes = new Set();
+          this.owedMinutes.set(r.site, minutes);
+        }
+        minutes.add(r.bucketMs);
+      }
+    }
+    const now = this.options.now();
+    if (this.owed.size === 0 || (!force && now - this.lastCoarseMs < this.options.coarseIntervalMs)) return new Map();
+    const rows = [...this.owed.values()].flatMap((bySite) => [...bySite.values()]);
+    // Cleared only once written: a failed roll stays owed, and the caller retries it.
+    await rollAbove(this.store, rows, this.maxKeys, this.options);
+    const minutes = this.owedMinutes;
+    this.owed = new Map();
+    this.owedMinutes = new Map();
+    this.lastCoarseMs = now;
+    return new Map([...minutes].map(([site, buckets]) => [site, [...buckets]]));
+  }
 }
 
 /** Sorted bucket starts split where a bucket is missing: each run is one range read. */
