@@ -9,7 +9,9 @@
  *      100 events, K requests in flight) into an in-process app, distributed mode, roles
  *      ['gateway']. Ratio vs 1. 1 and 2 run interleaved in rounds; the best round of each counts;
  *   3. bare kafkajs consumer: reads the topic of 2 from the beginning, fresh group, eachBatch, no
- *      processing, from joining the group until the end offsets (best of several passes);
+ *      processing, from joining the group until the end offsets (best of several passes); and,
+ *      for context only (3d), the same consumer decoding each record, the least any aggregation
+ *      of these JSON records must do;
  *   4. aggregation: an in-process app with roles ['aggregate'] and a fresh group reads the same
  *      topic into Cassandra, from its first partition assignment until its positions reach the
  *      end offsets AND a final flush (rows, live notices, watermarks, commits) is durable.
@@ -43,6 +45,7 @@ import { startApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { DemoTraffic, rng } from '../src/demo/demo-traffic.js';
 import type { EventLog, GroupConsumer, LogRecord } from '../src/ingest/event-log.js';
+import { decodeEventRecord } from '../src/ingest/event-record.js';
 import { createIngestService } from '../src/ingest/ingest-service.js';
 import type { Logger } from '../src/log.js';
 import type { LoadResult, LoadSpec } from './pipeline-load-worker.js';
@@ -96,7 +99,7 @@ const names = {
 const allTopics = [names.bareTopic, names.events, names.late, names.deadLetter, names.freshEvents, names.freshLate, names.freshDeadLetter,
   names.refEvents, names.refLate, names.refDeadLetter];
 const allGroups = [...Array.from({ length: ROUNDS }, (_, i) => `${names.bareGroup}-${i + 1}`),
-  ...[names.aggGroupTap, names.aggGroupAlone, names.freshGroup, names.refGroup].flatMap((g) => [g, `${g}-tap`])];
+  ...[names.aggGroupTap, names.aggGroupAlone, names.freshGroup, names.refGroup].flatMap((g) => [g, `${g}-tap`]), `${names.bareGroup}-decode`];
 
 // ---------------------------------------------------------------------------------------------
 // Ctrl-C: stop the workers, interrupt the scenario under way, then clean up in `finally`.
@@ -285,7 +288,7 @@ async function stopTrackedApp(app: App): Promise<void> {
 }
 
 /** 3. A bare kafkajs consumer, fetch settings as KafkaEventLog's consumers, no processing. */
-async function bareConsumer(topic: string, groupId: string, ends: ReadonlyMap<number, number>): Promise<{ rate: number; records: number; elapsedMs: number }> {
+async function bareConsumer(topic: string, groupId: string, ends: ReadonlyMap<number, number>, decode = false): Promise<{ rate: number; records: number; elapsedMs: number }> {
   const consumer = kafka.consumer({
     groupId, maxWaitTimeInMs: 500, maxBytesPerPartition: 1_048_576, maxBytes: 10_485_760,
     allowAutoTopicCreation: false, sessionTimeout: 30_000, heartbeatInterval: 3_000, retry: RETRY,
@@ -311,6 +314,11 @@ async function bareConsumer(topic: string, groupId: string, ends: ReadonlyMap<nu
         const n = batch.messages.length;
         if (n === 0) return;
         records += n;
+        if (decode) {
+          for (const m of batch.messages) {
+            if (m.value && !decodeEventRecord(m.value).ok) throw new Error(`undecodable record at ${batch.partition}/${m.offset}`);
+          }
+        }
         reached.set(batch.partition, Number(batch.messages[n - 1]!.offset) + 1);
         if (complete() && last === 0) {
           last = now;
@@ -745,6 +753,12 @@ async function main(): Promise<number> {
       console.log(`\n[3] bare kafkajs consumer ← ${names.events} from the beginning, fresh group per pass, eachBatch, no processing; `
         + `${ROUNDS} passes (one before 4, the others after), best reported`);
       await consumerPass(1);
+      // Context for 4, not a baseline: the records are JSON, and any aggregation must at least
+      // decode each one; this is how far that alone moves the bare consumer.
+      const decodeMark = cpuMark();
+      const decoding = await bareConsumer(names.events, `${names.bareGroup}-decode`, ends, true);
+      console.log(`    3d the same consumer decoding each record (decodeEventRecord, nothing else): ${int(decoding.rate)} records/s; ${int(decoding.records)} records in ${secs(decoding.elapsedMs)}`);
+      console.log(`            ${cpuSince(decodeMark)}`);
 
       const describe = (label: string, a: AggregationResult) => {
         console.log(`    ${label}: ${int(a.rate)} events/s; ${int(n)} records taken and flushed in ${secs(a.elapsedMs)} (first partition assigned → final flush durable); app start ${secs(a.startMs)}`);
@@ -769,6 +783,7 @@ async function main(): Promise<number> {
       const r4a = withTap.rate / consRate;
       const r4b = alone.rate / consRate;
       rows.push({ scenario: '3 bare kafkajs consumer', rate: consRate, ratio: '1.00 (base)', aim: '' });
+      rows.push({ scenario: '3d bare consumer + record decoding (context)', rate: decoding.rate, ratio: `${(decoding.rate / consRate).toFixed(2)} vs 3`, aim: '' });
       rows.push({ scenario: '4a aggregate role → Cassandra (with tap)', rate: withTap.rate, ratio: `${r4a.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4a >= AIM_RATIO ? 'met' : 'NOT met'}` });
       rows.push({ scenario: '4b aggregator alone → Cassandra (no tap)', rate: alone.rate, ratio: `${r4b.toFixed(2)} vs 3`, aim: `≥ ${AIM_RATIO.toFixed(2)} ${r4b >= AIM_RATIO ? 'met' : 'NOT met'}` });
 
