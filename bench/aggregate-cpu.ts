@@ -12,7 +12,8 @@
  * Prints, best of REPEATS passes each (after a warm-up): (a) decoding only, (b) decoding + windows
  * + flushes, in µs per event of process CPU (the steadier figure on a shared machine) and wall
  * time, and b / a. Env: AGG_BENCH_ROUNDS (sends of the pool, default
- * 15), AGG_BENCH_FLUSH_EVERY (default 30 000), AGG_BENCH_REPEATS (default 2).
+ * 15), AGG_BENCH_FLUSH_EVERY (default 30 000), AGG_BENCH_REPEATS (default 2). Run with --expose-gc
+ * (as the npm script does) to also print the heap the windows hold after the warm-up pass.
  */
 import { Registry } from 'prom-client';
 import type { Event } from '../protocol/schema.js';
@@ -85,8 +86,15 @@ function decodeOnly(values: readonly Buffer[]): number {
   return sink;
 }
 
-/** Decodes and windows every record, flushing every FLUSH_EVERY; returns the rows flushed and the wall time in flushes. */
-function decodeAndWindow(values: readonly Buffer[], nowMs: number): { rows: number; flushMs: number } {
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * Decodes and windows every record, flushing every FLUSH_EVERY; returns the rows flushed, the
+ * wall time in flushes and, with `measureHeap` (and node --expose-gc), the heap the windows hold
+ * at the end: every bucket is still open then, so it is the state of all the events.
+ */
+function decodeAndWindow(values: readonly Buffer[], nowMs: number, measureHeap = false): { rows: number; flushMs: number; heapBytes: number | null } {
+  const heapBefore = measureHeap && gc ? (gc(), process.memoryUsage().heapUsed) : null;
   const windows = new MinuteWindows(loadConfig({}).aggregate, nowMs);
   let rows = 0;
   let flushMs = 0;
@@ -101,7 +109,9 @@ function decodeAndWindow(values: readonly Buffer[], nowMs: number): { rows: numb
     if ((offset + 1) % FLUSH_EVERY === 0) flush(false);
   }
   flush(true);
-  return { rows, flushMs };
+  const heapBytes = heapBefore !== null ? (gc!(), process.memoryUsage().heapUsed - heapBefore) : null;
+  if (windows.openBuckets === 0) throw new Error('every bucket should still be open');
+  return { rows, flushMs, heapBytes };
 }
 
 async function main(): Promise<void> {
@@ -117,7 +127,8 @@ async function main(): Promise<void> {
   let b = { wallMs: Infinity, cpuMs: Infinity, flushMs: 0 };
   for (let pass = 0; pass <= REPEATS; pass++) {
     const d = timed(() => decodeOnly(values));
-    const w = timed(() => decodeAndWindow(values, nowMs));
+    const w = timed(() => decodeAndWindow(values, nowMs, pass === 0));
+    if (w.result.heapBytes !== null) console.log(`windows' heap at the end: ${(w.result.heapBytes / 2 ** 20).toFixed(0)} MiB, ${(w.result.heapBytes / n).toFixed(0)} B per event`);
     console.log(`${pass === 0 ? 'warm-up' : `pass ${pass}`}: (a) decode ${us(d.cpuMs)} µs/event cpu, ${us(d.wallMs)} wall; `
       + `(b) decode + windows ${us(w.cpuMs)} µs/event cpu, ${us(w.wallMs)} wall (flushes ${us(w.result.flushMs)} wall; ${w.result.rows} rows)`);
     if (pass === 0) continue;
