@@ -66,7 +66,8 @@ import {
   DIMENSION_SKETCH_PRECISION, type DimCell, type DimensionName, type DimensionValues, type Rollup, type SessionDimension,
 } from './rollup.js';
 import {
-  compareEvents, isAnonymous, sameContribution, sameState, stepVisit, type Contribution, type EntryValues, type VisitState, type VisitorState,
+  compareEvents, isAnonymous, sameContribution, sameState, stepVisit,
+  type Contribution, type EntryValues, type SessionEvent, type VisitState, type VisitorState,
 } from './sessions.js';
 
 export const MINUTE_MS = 60_000;
@@ -152,13 +153,21 @@ export interface WindowFlush {
   readonly checkpoint: readonly VisitorState[] | null;
 }
 
-/** A counted event in an open bucket. */
-interface Counted {
-  readonly event: WindowEvent;
-  readonly values: DimensionValues;
+/**
+ * A counted event of a visitor in an open bucket: what restating the visit and rebuilding
+ * sketches need of it, not the event. Every counted event stays until its bucket closes
+ * (allowedLatenessMs after its minute), so its size is the windows' memory per event rate.
+ *
+ * Its own dimension values are not kept either: while it starts a visit they are its
+ * contribution's entry; once it continues a visit it always will, since an event inserted
+ * before it can only bring its predecessor closer in time (and a frozen state is dropped only
+ * when no open event could continue it), so they are never read again.
+ */
+interface Counted extends SessionEvent {
   readonly bucket: Bucket;
-  /** HyperLogLog.entryOf the visitor id, hashed once for every sketch it joins; null when anonymous. */
-  readonly visitor: number | null;
+  readonly owner: Visitor;
+  /** HyperLogLog.entryOf the visitor id, hashed once for every sketch it joins. */
+  readonly visitor: number;
   contribution: Contribution;
   /** The visitor's state after this event. */
   after: VisitState;
@@ -318,7 +327,6 @@ class SessionPart {
     this.stale.length = 0;
     this.staleCount = 0;
     for (const c of counted) {
-      if (c.visitor === null) continue;
       const entry = c.contribution.entry;
       for (let k = 0; k < names.length; k++) {
         const value = entry[names[k]!];
@@ -367,7 +375,7 @@ interface Bucket {
   readonly firstOffset: number;
   /** Ids of every event taken (counted, bots): repeats count once. */
   readonly ids: Set<string>;
-  /** Counted events in arrival order: what stale session sketches are rebuilt from. */
+  /** Counted events of visitors (not anonymous ones) in arrival order: what stale session sketches are rebuilt from. */
   readonly counted: Counted[];
   closed: boolean;
   // What depends only on each event itself, never restated.
@@ -456,13 +464,13 @@ function restate(v: Visitor, c: Counted, next: Contribution): void {
  */
 function insertionPoint(open: readonly Counted[], event: WindowEvent): number {
   let hi = open.length;
-  if (hi === 0 || compareEvents(open[hi - 1]!.event, event) <= 0) return hi;
+  if (hi === 0 || compareEvents(open[hi - 1]!, event) <= 0) return hi;
   let lo = 0;
   hi--;
   // open[hi] sorts after the event; find the first that does.
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareEvents(open[mid]!.event, event) > 0) hi = mid;
+    if (compareEvents(open[mid]!, event) > 0) hi = mid;
     else lo = mid + 1;
   }
   return lo;
@@ -638,17 +646,17 @@ export class MinuteWindows {
     const timeoutMs = this.options.sessionTimeoutMs;
     if (visitor === null) {
       // Anonymous: a visit of its own, with no visitor to file it under (sessions.ts).
-      const step = stepVisit(null, event, values, timeoutMs);
-      const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
-      bucket.counted.push(counted);
-      bucket.session.add(counted.contribution, null);
+      // Never restated: nothing of it is kept.
+      bucket.session.add(stepVisit(null, event, values, timeoutMs).contribution, null);
       return;
     }
     const v = this.visitor(event.site, event.visitorId);
     const open = v.open;
     const at = insertionPoint(open, event);
     const step = stepVisit(at > 0 ? open[at - 1]!.after : v.frozen, event, values, timeoutMs);
-    const counted: Counted = { event, values, bucket, visitor, contribution: step.contribution, after: step.state };
+    const counted: Counted = {
+      id: event.id, ts: event.ts, type: event.type, path: event.path, bucket, owner: v, visitor, contribution: step.contribution, after: step.state,
+    };
     open.splice(at, 0, counted);
     bucket.counted.push(counted);
     bucket.session.add(counted.contribution, visitor);
@@ -657,7 +665,11 @@ export class MinuteWindows {
     let state = step.state;
     for (let i = at + 1; i < open.length; i++) {
       const later = open[i]!;
-      const next = stepVisit(state, later.event, later.values, timeoutMs);
+      // Its own values are its entry while it starts a visit, and unread once it continues one (Counted).
+      const next = stepVisit(state, later, later.contribution.entry, timeoutMs);
+      if (next.contribution.visits > later.contribution.visits) {
+        throw new Error(`event ${later.id} of visitor ${v.id} would start a visit again: restated events must only ever continue theirs`);
+      }
       if (!sameContribution(next.contribution, later.contribution)) {
         restate(v, later, next.contribution);
         this.dirty.add(later.bucket);
@@ -721,8 +733,7 @@ export class MinuteWindows {
     // events in closed buckets are a prefix of their open list (closing goes in time order).
     for (const b of closing) {
       for (const c of b.counted) {
-        if (isAnonymous(c.event.visitorId)) continue;
-        const v = this.visitors.get(b.site)!.get(c.event.visitorId)!;
+        const v = c.owner;
         let last: Counted | undefined;
         while (v.open.length > 0 && v.open[0]!.bucket.closed) last = v.open.shift();
         if (last) this.freeze(v, last.after);
