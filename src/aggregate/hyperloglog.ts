@@ -111,21 +111,32 @@ export class HyperLogLogFormatError extends Error {
 let HASH_HI = 0;
 let HASH_LO = 0;
 
-/** True when the first 16 code units are hex digits (what HEX16 tested; no regex on the hot path). */
-function startsWithHex16(value: string): boolean {
-  if (value.length < 16) return false;
-  for (let i = 0; i < 16; i++) {
-    const c = value.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
-  }
-  return true;
+/** The value of a hex digit's code unit (either case), or -1 for any other. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
 }
 
 function hash64(value: string): void {
-  if (startsWithHex16(value)) {
-    HASH_HI = Number.parseInt(value.slice(0, 8), 16) >>> 0;
-    HASH_LO = Number.parseInt(value.slice(8, 16), 16) >>> 0;
-    return;
+  // 16 leading hex digits are the 64 bits themselves (as parseInt of each half, read in place:
+  // no substrings, since this runs once per counted event).
+  if (value.length >= 16) {
+    let hi = 0;
+    let lo = 0;
+    let i = 0;
+    for (; i < 16; i++) {
+      const d = hexDigit(value.charCodeAt(i));
+      if (d < 0) break;
+      if (i < 8) hi = (hi << 4) | d;
+      else lo = (lo << 4) | d;
+    }
+    if (i === 16) {
+      HASH_HI = hi >>> 0;
+      HASH_LO = lo >>> 0;
+      return;
+    }
   }
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
