@@ -348,6 +348,9 @@ export class Aggregator {
       scheduler: this.scheduler,
       now: this.now,
       flush$: run.flushes,
+      // A timer flush waits until the previous one is written: when the store is slow, flushes
+      // grow instead of queueing, and taking records never waits on them (see onBatch).
+      holdFlush: () => run.queued > 0,
     })).subscribe({
       next: (out) => {
         if (out.kind === 'late') run.late.push(this.laneRecord(run, out.input.record, 'late'));

@@ -156,6 +156,23 @@ describe('minuteWindows operator', () => {
     });
   });
 
+  it('holds timer flushes while holdFlush says so, and the next tick after takes everything since', () => {
+    scheduler.run(({ cold, hot, expectObservable }) => {
+      let holding = false;
+      hot('15ms h 19ms r', { h: true, r: false }).subscribe((v) => { holding = v; });
+      const flush$ = hot('25ms x', { x: { checkpoint: false } });
+      const src = cold('a 11ms b 14ms c 19ms |', { a: input('a', 1_000), b: input('b', 2_000), c: input('c', 3_000) });
+      // a at 0, b at 12, c at 27. Ticks at 10 (a), 20 and 30 held (flush$ at 25 is not held and
+      // takes b), 40 takes c (the hold ended at 35); completion at 47 checkpoints nothing new.
+      expectObservable(src.pipe(minuteWindows({ ...base, scheduler, flush$, holdFlush: () => holding }), map(summarise))).toBe('10ms f 14ms g 14ms h 6ms (c|)', {
+        f: { rows: [row(0, 1, 0, 1)], watermarkMs: -4_000, commitOffset: 0 },
+        g: { rows: [row(0, 2, 0, 2)], watermarkMs: -3_000, commitOffset: 0 },
+        h: { rows: [row(0, 3, 0, 3)], watermarkMs: -2_000, commitOffset: 0 },
+        c: { rows: [], watermarkMs: -2_000, commitOffset: 0 },
+      });
+    });
+  });
+
   it('checkpoints every checkpointIntervalMs when something changed, on request, and when the source completes', () => {
     scheduler.run(({ cold, hot, expectObservable }) => {
       const flush$ = hot('44ms x', { x: { checkpoint: true } });

@@ -828,6 +828,13 @@ export interface MinuteWindowsOperatorOptions extends WindowOptions {
   readonly now?: () => number;
   /** Each emission flushes at once (shutdown, tests). */
   readonly flush$?: Observable<FlushRequest>;
+  /**
+   * While it returns true, timer ticks still advance idle partitions but take no flush (the
+   * caller is still writing the previous one): what changes meanwhile goes into the next flush,
+   * so the flush rate adapts to how fast the store takes them. Explicit flushes (flush$) are
+   * not held.
+   */
+  readonly holdFlush?: () => boolean;
 }
 
 /**
@@ -865,6 +872,7 @@ export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOpera
     ).subscribe((request) => {
       if (request === null) {
         guarded(() => windows.tick(now()));
+        if (options.holdFlush?.()) return;
         flush(scheduler.now() - checkpointedAtMs >= options.checkpointIntervalMs);
       } else {
         flush(request.checkpoint);
