@@ -120,6 +120,31 @@ describe('query engine over tiered rollups', function () {
     });
   }
 
+  it('reads hour and day rows only where the watermark calls buckets final: past it, quarter rows', async () => {
+    // The aggregator rolls hours and days less often than quarters (TierRoller): past the
+    // watermark an hour or day row may trail them. Here those are stale on purpose.
+    const day = Date.UTC(2026, 2, 9);
+    const watermark = day + 6 * 3_600_000;
+    const minutes = randomMinuteRows('stale.example', day, day + 86_400_000, 5);
+    const store6 = new MemoryRollupStore();
+    await storeWithTiers(store6, minutes);
+    const stale = [...await store6.read('stale.example', 'hour', watermark, day + 86_400_000), ...await store6.read('stale.example', 'day', day, day + 1)]
+      .map((r) => ({ ...r, totals: { ...r.totals, pageviews: r.totals.pageviews + 1_000_000 } }));
+    await store6.upsert(stale);
+    const at = createQueryEngine({
+      store: store6, settings: configSiteSettings({}), retention: FOREVER, defaultTimeZone: 'UTC', maxRawScanEvents: 1_000,
+      sessionTimeoutMs: 1_800_000, now: () => NOW,
+    });
+    const spec = await at.spec({ site: 'stale.example', metrics: ['pageviews'], date_range: { from: day, to: day + 86_400_000 } });
+    const before = await at.execute(spec, watermark);
+    expect(before.totals.pageviews).to.equal(bruteMerge(minutes, day, day + 86_400_000).totals.pageviews);
+    expect(before.meta.tiers).to.deep.equal(['hour', 'quarter']);
+    // Once the watermark passes the day, its day row is final and read as it is.
+    const after = await at.execute(spec, day + 86_400_000);
+    expect(after.meta.tiers).to.deep.equal(['day']);
+    expect(after.totals.pageviews).to.be.greaterThan(1_000_000);
+  });
+
   it('a long series reads its totals from the coarse rows of its whole range: the same numbers as its points merged', async () => {
     const req: QueryRequest = { site: SITE, metrics: SESSION_METRICS, date_range: { from: '2026-03-05', to: '2026-03-09' }, interval: 'hour', time_zone: 'UTC', compare: 'previous_period' };
     const r = await engine.run(req);

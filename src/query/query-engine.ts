@@ -77,7 +77,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
     return buildSpec(req, { settings, defaultTimeZone: deps.defaultTimeZone, nowMs: now() });
   }
 
-  async function read(s: QuerySpec, parts: readonly Pieces[]): Promise<{ spans: SpanResult[][]; wholes: Array<SpanResult | null>; tiers: Set<Tier>; raw: boolean; scanned: number }> {
+  async function read(s: QuerySpec, parts: readonly Pieces[], watermark: number | null): Promise<{ spans: SpanResult[][]; wholes: Array<SpanResult | null>; tiers: Set<Tier>; raw: boolean; scanned: number }> {
     const all = parts.flatMap((p) => p.spans);
     let flat: SpanResult[];
     let wholes: Array<SpanResult | null> = parts.map(() => null);
@@ -90,7 +90,16 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
       scanned = r.eventsScanned;
     } else {
       const nowMs = now();
-      const windows = tierWindows(deps.retention, nowMs, deps.tierUsableBefore?.(nowMs));
+      // Hour and day rows are rolled less often than the finer tiers (aggregator.ts, TierRoller):
+      // they are read only for buckets the watermark calls final (it waits for them), so recent
+      // time comes from quarter and minute rows, as fresh as the last flush.
+      const coarseBefore = watermark ?? Number.NEGATIVE_INFINITY;
+      const limits = deps.tierUsableBefore?.(nowMs) ?? {};
+      const windows = tierWindows(deps.retention, nowMs, {
+        ...limits,
+        hour: Math.min(limits.hour ?? Number.MAX_SAFE_INTEGER, coarseBefore),
+        day: Math.min(limits.day ?? Number.MAX_SAFE_INTEGER, coarseBefore),
+      });
       // A series' totals may come from the coarse rows of its whole range (rollup-reader.ts).
       const r = await readRollups(deps.store, s, all, windows, s.interval ? parts.map((p) => p.range) : []);
       flat = r.spans;
@@ -112,7 +121,7 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
     const prev = s.comparison ? piecesOf(s, s.comparison) : null;
     // The comparison period comes first: the raw path scans both in one pass, in time order.
     const parts = prev ? [prev, main] : [main];
-    const got = await read(s, parts);
+    const got = await read(s, parts, watermark);
     const mainSpans = got.spans[got.spans.length - 1]!;
     const prevSpans = prev ? got.spans[0]! : null;
     const mainWhole = got.wholes[got.wholes.length - 1] ?? null;
