@@ -6,7 +6,7 @@
  * Without a broker these tests fail with a message naming the address; they never skip.
  */
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { KafkaEventLog, type KafkaEventLogOptions } from '../../src/adapters/kafka/kafka-event-log.js';
 import { KafkaEventLogError } from '../../src/adapters/kafka/kafka-event-log-error.js';
@@ -337,6 +337,18 @@ describe('KafkaEventLog against a real broker', function () {
     expect(got!.timestampMs).to.equal(poison.timestampMs);
     expect(got!.headers).to.deep.equal(poison.headers);
     expect(got!.offset).to.equal(0);
+  });
+
+  it('fails an append the broker refuses (a record over its size limit) as not retryable, across the producer thread, and appends afterwards', async () => {
+    // Random bytes do not compress: over the broker's 1 MiB message.max.bytes even gzipped.
+    const huge: LogRecord = { key: 'big', value: randomBytes(2 * 1024 * 1024), timestampMs: T0 };
+    const err = await rejectionOf(log.append(topic, [huge]), 'append of a 2 MiB record', 60_000);
+    expect(err).to.be.instanceOf(KafkaEventLogError);
+    expect((err as KafkaEventLogError).retryable).to.equal(false);
+    expect((err as KafkaEventLogError).message).to.contain('MESSAGE_TOO_LARGE');
+    await log.append(topic, [record('k', 1), record('other', 2)]);
+    const ends = await log.endOffsets(topic);
+    expect(ends.reduce((a, b) => a + b, 0)).to.equal(2);
   });
 });
 

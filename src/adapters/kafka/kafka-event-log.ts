@@ -1,7 +1,8 @@
 /**
  * KafkaEventLog: the EventLog seam on Apache Kafka through kafkajs 2.2.4. Owns one kafkajs
- * client, one producer and one admin client; each `consume` call adds one consumer
- * (kafka-group-consumer.ts explains group membership, revocation and redelivery).
+ * client, one producer (in a worker thread: producer-thread.ts) and one admin client; each
+ * `consume` call adds one consumer (kafka-group-consumer.ts explains group membership,
+ * revocation and redelivery).
  *
  * Contract, as the seam states it, and how Kafka provides it:
  * - Same key, same partition, append order: the record key (the site) is the Kafka key and
@@ -36,23 +37,26 @@
  * - Offsets are numbers, exact below 2^53 (kafka-records.ts).
  *
  * Memory: kafkajs does not batch or linger. Each `append` becomes produce requests right away
- * and holds its records only until acknowledged or failed, so the bytes the producer holds are
- * the bytes of appends under way, which ingest bounds (ingest.maxInFlightBytes). kafkajs's
- * `maxInFlightRequests` (per broker connection, default unlimited) does not bound memory: a
- * request over the limit waits in an unbounded queue inside kafkajs. So it is left unset by
- * default, and the bound stays where it can be enforced: before `append` is called. Consumers
- * hold at most one fetch (maxBytes, maxBytesPerPartition) per broker at a time.
+ * and holds its records only until acknowledged or failed (their values copied once, into the
+ * buffer handed to the producer thread, held until the append settles), so the bytes the
+ * producer holds are in proportion to the bytes of appends under way, which ingest bounds
+ * (ingest.maxInFlightBytes). kafkajs's `maxInFlightRequests` (per broker connection, default
+ * unlimited) does not bound memory: a request over the limit waits in an unbounded queue inside
+ * kafkajs. So it is left unset by default, and the bound stays where it can be enforced: before
+ * `append` is called. Consumers hold at most one fetch (maxBytes, maxBytesPerPartition) per
+ * broker at a time.
  *
  * Dead-letter and late-lane topics are ordinary topics: create them with `ensureTopics` next to
  * the events topic and `append` to them (their headers carry `reason` and the source position).
  */
-import { CompressionTypes, Kafka, Partitioners, type Admin, type ITopicMetadata, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, type Admin, type ITopicMetadata, type PartitionMetadata } from 'kafkajs';
 import type { CommittedOffset, ConsumeOptions, EventLog, GroupConsumer, LogRecord } from '../../ingest/event-log.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { KafkaEventLogError, toKafkaEventLogError } from './kafka-event-log-error.js';
 import { KafkaGroupConsumer, type KafkaConsumerSettings } from './kafka-group-consumer.js';
 import { kafkaLogCreator, kafkaLogLevel } from './kafka-log-creator.js';
-import { parseOffset, toMessage } from './kafka-records.js';
+import { parseOffset } from './kafka-records.js';
+import { packRecords, ProducerThread, type PackedAppend } from './producer-thread.js';
 
 export interface KafkaEventLogOptions {
   /** Bootstrap brokers, `host:port`. */
@@ -108,7 +112,8 @@ export class KafkaEventLog implements EventLog {
   readonly partitions: number;
   readonly brokers: readonly string[];
   private readonly kafka: Kafka;
-  private readonly producer: Producer;
+  /** The producer runs in a worker thread: producer-thread.ts says why. */
+  private readonly producer: ProducerThread;
   private readonly admin: Admin;
   private readonly logger: Logger;
   private readonly consumers = new Set<KafkaGroupConsumer>();
@@ -149,14 +154,18 @@ export class KafkaEventLog implements EventLog {
       logLevel: kafkaLogLevel(this.logger),
       logCreator: kafkaLogCreator(this.logger),
     });
-    this.producer = this.kafka.producer({
-      // Named explicitly: the murmur2 partitioner Java clients use (and no kafkajs warning).
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-      idempotent: false,
+    const logLevel = kafkaLogLevel(this.logger);
+    this.producer = new ProducerThread({
+      clientId: options.clientId ?? 'sluice',
+      brokers: [...options.brokers],
+      connectionTimeout: options.connectionTimeoutMs ?? 3_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
       retry,
+      logLevel,
       ...(options.maxInFlightRequests !== undefined ? { maxInFlightRequests: options.maxInFlightRequests } : {}),
-    });
+      ackTimeoutMs: options.ackTimeoutMs ?? 10_000,
+      compression: (options.compression ?? 'gzip') === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+    }, kafkaLogCreator(this.logger)(logLevel));
     this.admin = this.kafka.admin({ retry });
   }
 
@@ -179,7 +188,7 @@ export class KafkaEventLog implements EventLog {
     if (this.closed) return Promise.reject(new KafkaEventLogError('the Kafka event log is closed', false));
     this.connecting ??= (async () => {
       try {
-        await Promise.all([this.producer.connect(), this.admin.connect()]);
+        await Promise.all([this.producer.start(), this.admin.connect()]);
       } catch (e) {
         this.connecting = undefined;
         throw toKafkaEventLogError(e, 'connecting to Kafka', this.brokers);
@@ -274,41 +283,39 @@ export class KafkaEventLog implements EventLog {
   async append(topic: string, records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return;
     const what = `appending ${records.length} records to ${topic}`;
-    let byPartition: Map<number, Message[]>;
+    let packed: PackedAppend;
     try {
       await this.ready();
       const partitionMetadata = await this.partitionsOf(topic);
-      byPartition = new Map();
+      const byPartition = new Map<number, LogRecord[]>();
       // kafkajs's murmur2 emulates 64-bit integers and costs microseconds a record; a call's
       // records mostly share a key (one site), so each key is hashed once per call.
       const partitionOfKey = new Map<string, number>();
       for (const record of records) {
-        const message = toMessage(record);
         let partition = partitionOfKey.get(record.key);
         if (partition === undefined) {
-          partition = this.partitioner({ topic, partitionMetadata, message });
+          partition = this.partitioner({ topic, partitionMetadata, message: { key: record.key, value: null } });
           partitionOfKey.set(record.key, partition);
         }
-        message.partition = partition;
         const list = byPartition.get(partition);
-        if (list) list.push(message);
-        else byPartition.set(partition, [message]);
+        if (list) list.push(record);
+        else byPartition.set(partition, [record]);
       }
+      packed = packRecords(byPartition);
     } catch (e) {
       throw toKafkaEventLogError(e, what, this.brokers);
     }
-    // One produce call per partition. kafkajs retries a failed produce request whole, per broker:
-    // one request for several partitions, of which one failed (NOT_LEADER while a leader moves),
-    // would write the others twice. A request for one partition is written all or nothing, so a
-    // retry duplicates records only when an acknowledgement was lost. Settle every call before
-    // rejecting, so a rejected append holds no records in kafkajs any more (ingest's byte budget).
-    const compression = (this.options.compression ?? 'gzip') === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-    const timeout = this.options.ackTimeoutMs ?? 10_000;
-    const outcomes = await Promise.allSettled([...byPartition.values()].map((messages) => this.producer.send({
-      topic, messages, acks: -1, timeout, compression,
-    })));
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed) throw toKafkaEventLogError(failed.reason, what, this.brokers);
+    // One produce call per partition, made by the producer thread. kafkajs retries a failed
+    // produce request whole, per broker: one request for several partitions, of which one failed
+    // (NOT_LEADER while a leader moves), would write the others twice. A request for one
+    // partition is written all or nothing, so a retry duplicates records only when an
+    // acknowledgement was lost. The thread answers once every call has settled, so a rejected
+    // append holds no records in kafkajs any more (ingest's byte budget).
+    try {
+      await this.producer.send(topic, packed);
+    } catch (e) {
+      throw toKafkaEventLogError(e, what, this.brokers);
+    }
   }
 
   /**
@@ -453,6 +460,7 @@ export class KafkaEventLog implements EventLog {
     if (this.closed) return;
     await Promise.all([...this.consumers].map((c) => c.stop()));
     this.closed = true;
-    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    // The producer thread first lets the appends under way settle.
+    await Promise.allSettled([this.producer.close(), this.admin.disconnect()]);
   }
 }
