@@ -277,10 +277,11 @@ describe('Aggregator', function () {
   });
 
   async function startAggregator(overrides: {
-    log?: EventLog; store?: RollupStore; config?: Partial<Config['aggregate']>; now?: () => number;
+    log?: EventLog; store?: RollupStore; config?: Partial<Config['aggregate']>; now?: () => number; maxUnflushedRecords?: number;
   } = {}) {
     const registry = new Registry();
     const aggregator = new Aggregator({
+      maxUnflushedRecords: overrides.maxUnflushedRecords,
       log: overrides.log ?? log, store: overrides.store ?? store, bus, topic, lateTopic, deadLetterTopic,
       config: { ...config, ...overrides.config }, registry,
       // A clock that stands still keeps idle advance out of these tests: lateness comes from event times alone.
@@ -511,6 +512,33 @@ describe('Aggregator', function () {
     } });
     const { aggregator } = await startAggregator({ store: flaky });
     await append(events);
+    await settle([aggregator]);
+    await expectRollupsToEqual(store, events, config);
+  });
+
+  it('takes no more than maxUnflushedRecords per partition while a flush is stuck, then catches up exactly', async () => {
+    const events = traffic(8, 2_000, 5, config.maxOutOfOrderMs);
+    let release: () => void = () => {};
+    const stuck = new Promise<void>((r) => { release = r; });
+    let upserts = 0;
+    const stalled = wrapStore(store, { upsert: async (rows) => {
+      upserts++;
+      await stuck;
+      await store.upsert(rows);
+    } });
+    const { aggregator } = await startAggregator({ store: stalled, maxUnflushedRecords: 200 });
+    try {
+      await append(events.slice(0, 200));
+      await waitFor(() => upserts > 0, { what: 'a flush to start writing' });
+      const before = [...aggregator.positions().values()].reduce((a, b) => a + b, 0);
+      await append(events.slice(200));
+      // Give the partitions time to take all they would: each stops within a batch (50) past its bound.
+      await new Promise((r) => setTimeout(r, 300));
+      const taken = [...aggregator.positions().values()].reduce((a, b) => a + b, 0);
+      expect(taken - before).to.be.at.most(log.partitions * (200 + 50));
+    } finally {
+      release();
+    }
     await settle([aggregator]);
     await expectRollupsToEqual(store, events, config);
   });

@@ -116,6 +116,8 @@ export interface AggregatorDeps {
    * with the same hook, so give both the same current version.
    */
   readonly logic?: ProcessingLogic;
+  /** Records a partition may take while a flush is being written (default MAX_UNFLUSHED_RECORDS). */
+  readonly maxUnflushedRecords?: number;
 }
 
 /** The metadata committed with each offset: what a successor needs to replay correctly. */
@@ -174,10 +176,18 @@ interface PartitionRun {
   readonly roller: TierRoller;
   /** The store watermark the last flush's windows allow (see writeWatermark); -Infinity before any. */
   finalMs: number;
+  /** Records taken since the last flush was taken (see MAX_UNFLUSHED_RECORDS). */
+  takenSinceFlush: number;
 }
 
 /** Pending late and dead-letter records beyond which a batch forces a flush before returning. */
 const MAX_PENDING_APPENDS = 10_000;
+/**
+ * Records taken since the flush being written began, beyond which a batch waits for it: timer
+ * flushes are held while one is written (holdFlush), so without this a store that stalls would
+ * let the windows grow (closed rows, events) without bound.
+ */
+const MAX_UNFLUSHED_RECORDS = 50_000;
 /** Attempts per write step once a partition is being revoked (then the successor replays). */
 const REVOKE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 50;
@@ -335,6 +345,7 @@ export class Aggregator {
       watermarkMs: restored.watermarkMs ?? Number.NEGATIVE_INFINITY,
       openBuckets: 0,
       finalMs: Number.NEGATIVE_INFINITY,
+      takenSinceFlush: 0,
       roller: new TierRoller(this.deps.store, config.maxBreakdownKeys, {
         retentionMs: this.deps.retention ?? null, now: this.now, coarseIntervalMs: config.coarseRollIntervalMs,
       }),
@@ -445,7 +456,9 @@ export class Aggregator {
     }
     // Bounded memory: owed appends and queued flushes hold records, so the partition waits for them.
     if (run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) run.flushes.next({ checkpoint: false });
-    if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) await run.queue;
+    run.takenSinceFlush += batch.records.length;
+    if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS
+      || (run.queued > 0 && run.takenSinceFlush >= (this.deps.maxUnflushedRecords ?? MAX_UNFLUSHED_RECORDS))) await run.queue;
   }
 
   /** The record as appended to the late lane or dead-letter topic: unchanged, with where it came from and why. */
@@ -471,6 +484,7 @@ export class Aggregator {
     run.deadLetters = [];
     run.watermarkMs = flush.watermarkMs;
     run.openBuckets = flush.openBuckets;
+    run.takenSinceFlush = 0;
     for (const [outcome, n] of Object.entries(flush.outcomes) as Array<[WindowOutcome, number]>) {
       if (n === 0) continue;
       if (outcome === 'bot') this.botEventsTotal.inc(n);
