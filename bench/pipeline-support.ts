@@ -333,7 +333,7 @@ export class ScenarioProfiler {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The local Cassandra runs with a 768 MB heap: under the raw archive's write rate it can run out
+// The local Cassandra runs with a small heap (768 MB before, 1536 MB now): under heavy writes it can run out
 // of heap (it did once while this benchmark was written: "Terminating due to
 // java.lang.OutOfMemoryError: Java heap space" after a full GC). A full GC is the warning: the
 // guard watches the stack's Cassandra log for one and calls `onFullGc`, so the benchmark can stop

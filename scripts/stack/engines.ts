@@ -464,6 +464,15 @@ export function writeCassandraConfig(paths: EnginePaths): { yaml: string; logbac
   return { yaml, logback };
 }
 
+/** The Cassandra heap in MB: SLUICE_STACK_CASSANDRA_HEAP_MB, default 1536. */
+export function cassandraHeapMb(): number {
+  const raw = process.env.SLUICE_STACK_CASSANDRA_HEAP_MB;
+  if (raw === undefined || raw === '') return 1536;
+  const mb = Number(raw);
+  if (!Number.isInteger(mb) || mb < 256) throw new Error(`SLUICE_STACK_CASSANDRA_HEAP_MB must be an integer of at least 256, got "${raw}"`);
+  return mb;
+}
+
 export function cassandraLaunch(java: string, paths: EnginePaths, stackDir: string): LaunchSpec {
   const { yaml, logback } = writeCassandraConfig(paths);
   const jamm = existsSync(paths.lib) ? readdirSync(paths.lib).find((n) => /^jamm-.*\.jar$/.test(n)) : undefined;
@@ -472,8 +481,10 @@ export function cassandraLaunch(java: string, paths: EnginePaths, stackDir: stri
     command: java,
     args: [
       `-javaagent:${join(paths.lib, jamm)}`,
-      '-Xms768m',
-      '-Xmx768m',
+      // 768 MB (ENGINES.md's test size) ran out under bench:pipeline's sustained archive and
+      // rollup writes (full GCs, once an OutOfMemoryError); this machine has memory to spare.
+      `-Xms${cassandraHeapMb()}m`,
+      `-Xmx${cassandraHeapMb()}m`,
       '-XX:+UseG1GC',
       '-XX:+ParallelRefProcEnabled',
       '-XX:+PerfDisableSharedMem',
