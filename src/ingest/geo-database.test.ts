@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config.js';
 import { writeMmdb } from '../../test/fixtures/geo/mmdb-writer.js';
@@ -81,13 +81,9 @@ describe('GeoIP database', () => {
     it('for a file that is not a MaxMind DB', () => fails(dbs.garbage, /not a MaxMind DB/));
     it('for a database that holds no locations', () => fails(dbs.asn, /GeoLite2-ASN database holds no locations/));
 
-    it('for a file it may not read', function () {
-      if (process.getuid?.() === 0) this.skip(); // root reads whatever the mode says
-      const path = join(dbs.dir, 'locked.mmdb');
-      copyFileSync(dbs.city, path);
-      chmodSync(path, 0o000);
-      fails(path, /cannot read the GeoIP database/);
-    });
+    // A read error other than a missing file, the same for every user (root reads a file whatever
+    // its mode says, so a chmod 000 file would prove nothing under CI's root).
+    it('for a path it cannot read (a file used as a folder)', () => fails(join(dbs.city, 'city.mmdb'), /cannot read the GeoIP database: ENOTDIR/));
   });
 
   describe('record mapping', () => {
