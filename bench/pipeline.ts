@@ -494,9 +494,9 @@ async function oneApp(spec: FreshnessSpec): Promise<FreshnessPipeline> {
   return {
     tcp: app.ports.tcp!, ws: app.ports.ws!, startMs,
     taken: async () => {
-      const positions = app.aggregator!.positions();
-      const ends = [...positions.values()].reduce((a, b) => a + b, 0);
-      return { aggregator: ends, tap: (await counterValues(app.registry, 'sluice_event_tap_records_total')).get('archived') ?? 0 };
+      // Fresh topics start at offset 0: the next offset to take is the count taken.
+      const taken = [...app.aggregator!.positions().values()].reduce((a, b) => a + b, 0);
+      return { aggregator: taken, tap: (await counterValues(app.registry, 'sluice_event_tap_records_total')).get('archived') ?? 0 };
     },
     stop: () => stopTrackedApp(app),
   };

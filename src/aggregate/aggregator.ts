@@ -376,7 +376,11 @@ export class Aggregator {
       // A flush rolls what is owed when due; a partition gone quiet has no flush until its next
       // checkpoint, so the owed hours and days are rolled on their own, between flushes.
       run.coarseTimer = interval(config.coarseRollIntervalMs, this.scheduler).subscribe(() => {
-        if (run.queued === 0 && run.roller.owing > 0 && run.state === 'active' && !run.failed) this.enqueueCoarseRoll(run);
+        if (run.queued > 0 || run.roller.owing === 0 || run.state !== 'active' || run.failed) return;
+        this.enqueue(run, 'tier roll', async () => {
+          await this.rollAndAnnounce(run, [], false);
+          await this.writeWatermark(run);
+        });
       });
     }
     this.runs.set(partition, run);
@@ -490,13 +494,18 @@ export class Aggregator {
       if (outcome === 'bot') this.botEventsTotal.inc(n);
       else this.eventsTotal.inc({ outcome }, n);
     }
+    this.enqueue(run, 'flush', () => this.writeFlush(run, flush, late, deadLetters));
+  }
+
+  /** Queues a write after the partition's earlier ones; one given up on fails the partition. */
+  private enqueue(run: PartitionRun, what: string, write: () => Promise<void>): void {
     run.queued++;
     run.queue = run.queue.then(async () => {
       try {
-        if (!run.failed) await this.writeFlush(run, flush, late, deadLetters);
+        if (!run.failed) await write();
       } catch (e) {
         run.failed = true;
-        if (!(e instanceof Abandoned)) this.logger.error({ err: e, partition: run.partition }, 'flush given up; the successor replays from the last commit');
+        if (!(e instanceof Abandoned)) this.logger.error({ err: e, partition: run.partition }, `${what} given up; the successor replays from the last commit`);
       } finally {
         run.queued--;
       }
@@ -511,22 +520,6 @@ export class Aggregator {
   private async writeWatermark(run: PartitionRun): Promise<void> {
     const finalMs = Math.min(run.finalMs, run.roller.oldestOwedMs);
     if (Number.isFinite(finalMs)) await this.attempt(run, 'watermark', () => this.deps.store.setWatermark(run.partition, finalMs));
-  }
-
-  private enqueueCoarseRoll(run: PartitionRun): void {
-    run.queued++;
-    run.queue = run.queue.then(async () => {
-      try {
-        if (run.failed) return;
-        await this.rollAndAnnounce(run, [], false);
-        await this.writeWatermark(run);
-      } catch (e) {
-        run.failed = true;
-        if (!(e instanceof Abandoned)) this.logger.error({ err: e, partition: run.partition }, 'tier roll given up; the successor replays from the last commit');
-      } finally {
-        run.queued--;
-      }
-    });
   }
 
   /**

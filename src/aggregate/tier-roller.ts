@@ -69,8 +69,6 @@ export interface RollTiersOptions {
   readonly retentionMs?: TierRetention | null;
   /** Wall clock for the retention check, ms. */
   readonly now?: () => number;
-  /** Roll the quarter rows only; the hours and days above them are left to a later roll (TierRoller). */
-  readonly quartersOnly?: boolean;
 }
 
 /** What a roll did: rows written per coarse tier, and coarse buckets skipped for retention. */
@@ -94,20 +92,23 @@ const RETENTION_MARGIN_MS = 60_000;
 export async function rollTiers(
   store: Pick<RollupStore, 'read' | 'upsert'>, minuteRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
 ): Promise<RollSummary> {
-  return rollTiersFrom(store, minuteRows, maxKeys, options, 0);
+  return rollLevels(store, minuteRows, maxKeys, options, 0, LEVELS.length);
 }
 
-async function rollTiersFrom(
-  store: Pick<RollupStore, 'read' | 'upsert'>, finestRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions, from: 0 | 1,
+/**
+ * LEVELS[from] up to (not including) LEVELS[to] over `finestRows`, rows of LEVELS[from]'s finer
+ * tier: rollTiers is all of them from minute rows; TierRoller splits them in two.
+ */
+async function rollLevels(
+  store: Pick<RollupStore, 'read' | 'upsert'>, finestRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions, from: number, to: number,
 ): Promise<RollSummary> {
-  const finest = LEVELS[from][0];
-  const minuteRows = finestRows;
+  const finest = LEVELS[from]![0];
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   const bySite = new Map<string, Map<number, Rollup>>();
-  for (const row of minuteRows) {
-    if (row.tier !== finest) throw new RangeError(`${from === 0 ? 'rollTiers' : 'rollAbove'} takes ${finest} rows, got a ${row.tier} row of ${row.site}`);
+  for (const row of finestRows) {
+    if (row.tier !== finest) throw new RangeError(`rolling from ${finest} rows, got a ${row.tier} row of ${row.site}`);
     let rows = bySite.get(row.site);
     if (!rows) {
       rows = new Map();
@@ -117,14 +118,13 @@ async function rollTiersFrom(
   }
   const retention = options.retentionMs ?? null;
   const now = (options.now ?? Date.now)();
-  const levels = options.quartersOnly ? from + 1 : LEVELS.length;
   const quarters = new Map<string, Rollup[]>();
   const written = { quarter: 0, hour: 0, day: 0 };
   let skipped = 0;
 
   const rollSite = async (site: string, minutes: Map<number, Rollup>) => {
     let fresh = minutes;
-    for (const [finer, coarse] of LEVELS.slice(from, levels)) {
+    for (const [finer, coarse] of LEVELS.slice(from, to)) {
       const length = TIER_MS[coarse];
       const keep = retention?.[finer] ?? null;
       const buckets = [...new Set([...fresh.keys()].map((b) => bucketOf(coarse, b)))].sort((a, b) => a - b);
@@ -159,16 +159,6 @@ async function rollTiersFrom(
   return { written, skipped, quarters };
 }
 
-/**
- * The hour and day rows above `quarterRows` (quarter rows of any sites, already written):
- * rollTiers's upper two levels, the quarter rows passed in laid over what the read returns.
- */
-export async function rollAbove(
-  store: Pick<RollupStore, 'read' | 'upsert'>, quarterRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
-): Promise<RollSummary> {
-  // The same levels as rollTiers, entered one level up: quarter rows in the place of minute rows.
-  return rollTiersFrom(store, quarterRows, maxKeys, options, 1);
-}
 
 /**
  * A partition's tier roller for the aggregator: the quarter rows on every flush, the hours and
@@ -225,7 +215,7 @@ export class TierRoller {
    */
   async roll(minuteRows: readonly Rollup[], force: boolean): Promise<ReadonlyMap<string, number[]>> {
     if (minuteRows.length > 0) {
-      const { quarters } = await rollTiers(this.store, minuteRows, this.maxKeys, { ...this.options, quartersOnly: true });
+      const { quarters } = await rollLevels(this.store, minuteRows, this.maxKeys, this.options, 0, 1);
       for (const [site, rows] of quarters) {
         let owed = this.owed.get(site);
         if (!owed) {
@@ -247,7 +237,8 @@ export class TierRoller {
     if (this.owed.size === 0 || (!force && now - this.lastCoarseMs < this.options.coarseIntervalMs)) return new Map();
     const rows = [...this.owed.values()].flatMap((bySite) => [...bySite.values()]);
     // Cleared only once written: a failed roll stays owed, and the caller retries it.
-    await rollAbove(this.store, rows, this.maxKeys, this.options);
+    // The hours and days above the owed quarter rows, which are laid over what the reads return.
+    await rollLevels(this.store, rows, this.maxKeys, this.options, 1, LEVELS.length);
     const minutes = this.owedMinutes;
     this.owed = new Map();
     this.owedMinutes = new Map();
