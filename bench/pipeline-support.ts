@@ -112,6 +112,17 @@ export function cpuMark(): CpuMark {
   return { at: performance.now(), machine: machineTicks(), proc: process.cpuUsage(), engines, elu: performance.eventLoopUtilization() };
 }
 
+/** CPU seconds since a mark: this node process (all threads), and the engines (Kafka, Cassandra) together. */
+export function cpuSeconds(a: CpuMark): { readonly processS: number; readonly enginesS: number } {
+  const b = cpuMark();
+  let enginesS = 0;
+  for (const [e, t] of b.engines) {
+    const t0 = a.engines.get(e);
+    if (t0 !== undefined) enginesS += (t - t0) / CLK_TCK;
+  }
+  return { processS: (b.proc.user - a.proc.user + b.proc.system - a.proc.system) / 1e6, enginesS };
+}
+
 /** Cores busy between two marks: machine, this node process (all threads), kafka, cassandra, the rest; main-thread ELU. */
 export function cpuSince(a: CpuMark, workers: ReadonlyArray<{ name: string; elu: number }> = []): string {
   const b = cpuMark();
@@ -165,11 +176,13 @@ export interface RoleProcess {
 /**
  * Starts `node dist/src/main.js` (the compiled product, as `npm start` runs it) with `env` and
  * waits for its "Sluice started" line. With `cpuProfileDir`, the process writes a V8 CPU
- * profile there when it exits (node --cpu-prof).
+ * profile there when it exits (node --cpu-prof), named `pipeline-<cpuProfileTag>-<name>`: the
+ * tag keeps the profiles of different scenarios' processes apart.
  */
-export async function startRoleProcess(name: string, env: NodeJS.ProcessEnv, options: { cpuProfileDir?: string; signal?: AbortSignal } = {}): Promise<RoleProcess> {
+export async function startRoleProcess(name: string, env: NodeJS.ProcessEnv,
+  options: { cpuProfileDir?: string; cpuProfileTag?: string; signal?: AbortSignal } = {}): Promise<RoleProcess> {
   const args = options.cpuProfileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-name', `pipeline-5-${name}.cpuprofile`, '--cpu-prof-interval', '500']
+    ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-name', `pipeline-${options.cpuProfileTag ?? '5'}-${name}.cpuprofile`, '--cpu-prof-interval', '500']
     : [];
   if (options.cpuProfileDir) mkdirSync(options.cpuProfileDir, { recursive: true });
   const child = spawn(process.execPath, [...args, join(repoRoot(), 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });

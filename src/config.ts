@@ -133,8 +133,9 @@ export const ConfigSchema = Type.Object({
      */
     checkpointIntervalMs: Type.Integer({ minimum: 10, default: 30_000 }),
     /**
-     * Hour and day rollups are recomputed at most this often (and at every checkpoint); quarter
-     * rows on every flush. Queries of the hour and day tiers trail the finer ones by up to this.
+     * Quarter, hour and day rollups are recomputed at most this often (and at every checkpoint).
+     * Queries read them only for buckets the watermark calls final, so they trail nothing a
+     * dashboard sees; the watermark trails by up to this more.
      */
     coarseRollIntervalMs: Type.Integer({ minimum: 0, default: 5_000 }),
     groupId: Type.String({ default: 'sluice-aggregate-v1' }),

@@ -71,11 +71,12 @@
  *    bounce, and its later events are attributed to a new entry (session dimensions).
  *
  * Flushes run on a timer (flushIntervalMs) from the injected scheduler, one partition at a
- * time in order; the LiveBus notice for a bucket is published only after the minute rows and
- * the quarter rows above them are written, so a dashboard that re-reads on a notice sees the new
- * rows in those tiers. Hours and days are rolled at most every coarseRollIntervalMs (and in
- * every checkpoint flush, before its commit: see TierRoller), each such roll followed by a
- * notice of its own for the buckets it rolled; a quiet partition rolls what it owes on a timer.
+ * time in order; the LiveBus notice for a bucket is published as soon as its minute row is
+ * written: queries read buckets the watermark does not call final from minute rows only
+ * (query-engine.ts), so a dashboard that re-reads on a notice sees the change. Quarters, hours
+ * and days are rolled at most every coarseRollIntervalMs (and in every checkpoint flush, before
+ * its commit: see TierRoller), each such roll followed by a notice of its own for the buckets it
+ * rolled; a quiet partition rolls what it owes on a timer.
  */
 import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -87,7 +88,6 @@ import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
 import { IDENTITY_LOGIC, minuteWindows, type FlushRequest, type ProcessingLogic, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
 import type { RollupStore } from './rollup-store.js';
-import type { Rollup } from './rollup.js';
 import { decodeVisitStates, encodeVisitStates, type VisitorState } from './sessions.js';
 import { TierRoller, type TierRetention } from './tier-roller.js';
 
@@ -172,10 +172,14 @@ interface PartitionRun {
   state: RunState;
   watermarkMs: number;
   openBuckets: number;
-  /** Quarters on every flush, hours and days when due and at every checkpoint flush (tier-roller.ts). */
+  /** Quarters, hours and days when due and at every checkpoint flush (tier-roller.ts). */
   readonly roller: TierRoller;
   /** The store watermark the last flush's windows allow (see writeWatermark); -Infinity before any. */
   finalMs: number;
+  /** Whether this run has written the partition's store watermark yet (see writeFlush). */
+  watermarkWritten: boolean;
+  /** A timer flush was held while writes were queued: it is taken when they drain. */
+  flushHeld: boolean;
   /** Records taken since the last flush was taken (see MAX_UNFLUSHED_RECORDS). */
   takenSinceFlush: number;
 }
@@ -208,6 +212,14 @@ export class Aggregator {
   private stopping: Promise<void> | undefined;
   /** Set by crash(): revoked partitions are dropped without a flush or commit. */
   private crashing = false;
+  /**
+   * Partitions waiting for their writes before they take more (onBatch), and when the last
+   * such wait ended. While one waits, no partition is idle: records wait in the log, for it and,
+   * as the consumer fetches for all of them together, for the others too. Idle advance by the
+   * clock would close buckets ahead of them and send on-time events to the late lane.
+   */
+  private holdingInput = 0;
+  private inputHeldUntilMs = Number.NEGATIVE_INFINITY;
 
   private readonly eventsTotal: Counter<'outcome'>;
   private readonly botEventsTotal: Counter;
@@ -327,6 +339,7 @@ export class Aggregator {
         this.logger.warn({ partition, metadata: committed.metadata }, 'commit metadata unreadable; restoring the store watermark, without visit state');
       }
     }
+    const storedFinalMs = await this.storedWatermark(partition);
     const nextOffset = committed?.offset ?? 0;
     // Only a non-empty range is a replay: the windows hold idle advance back until it is done.
     const replayThroughOffset = nextOffset <= restored.highOffset ? restored.highOffset : -1;
@@ -345,6 +358,8 @@ export class Aggregator {
       watermarkMs: restored.watermarkMs ?? Number.NEGATIVE_INFINITY,
       openBuckets: 0,
       finalMs: Number.NEGATIVE_INFINITY,
+      watermarkWritten: false,
+      flushHeld: false,
       takenSinceFlush: 0,
       roller: new TierRoller(this.deps.store, config.maxBreakdownKeys, {
         retentionMs: this.deps.retention ?? null, now: this.now, coarseIntervalMs: config.coarseRollIntervalMs,
@@ -355,13 +370,25 @@ export class Aggregator {
       initialWatermarkMs: run.watermarkMs,
       replayThroughOffset,
       initialSessions: sessions,
+      lastActiveMs: () => (this.holdingInput > 0 ? this.now() : this.inputHeldUntilMs),
+      // A predecessor that crashed may have made buckets final in the store (its watermark past
+      // them, written after its last commit) that this run, replaying from that commit, has yet
+      // to close: until it does, it may hold only part of their events, and writing their rows
+      // would restate final numbers lower (and the coarse rows rolled from them). The windows
+      // keep them changed and emit their rows when they close.
+      withholdOpenThroughMs: storedFinalMs,
       logic: this.deps.logic ?? IDENTITY_LOGIC,
       scheduler: this.scheduler,
       now: this.now,
       flush$: run.flushes,
       // A timer flush waits until the previous one is written: when the store is slow, flushes
-      // grow instead of queueing, and taking records never waits on them (see onBatch).
-      holdFlush: () => run.queued > 0,
+      // grow instead of queueing, and taking records never waits on them (see onBatch). The
+      // held flush is taken as soon as the writes drain (see enqueue), not a tick later.
+      holdFlush: () => {
+        if (run.queued === 0) return false;
+        run.flushHeld = true;
+        return true;
+      },
     })).subscribe({
       next: (out) => {
         if (out.kind === 'late') run.late.push(this.laneRecord(run, out.input.record, 'late'));
@@ -374,12 +401,11 @@ export class Aggregator {
     });
     if (config.coarseRollIntervalMs > 0) {
       // A flush rolls what is owed when due; a partition gone quiet has no flush until its next
-      // checkpoint, so the owed hours and days are rolled on their own, between flushes.
+      // checkpoint, so the owed coarse rows are rolled on their own, between flushes.
       run.coarseTimer = interval(config.coarseRollIntervalMs, this.scheduler).subscribe(() => {
         if (run.queued > 0 || run.roller.owing === 0 || run.state !== 'active' || run.failed) return;
         this.enqueue(run, 'tier roll', async () => {
-          await this.rollAndAnnounce(run, [], false);
-          await this.writeWatermark(run);
+          await this.rollAndAnnounce(run, false);
         });
       });
     }
@@ -399,23 +425,41 @@ export class Aggregator {
       return [];
     };
     if (id === null) return fallBack('not_recorded');
-    let data: Uint8Array | null = null;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        data = await this.deps.store.loadCheckpoint(partition, id);
-        break;
-      } catch (e) {
-        if (attempt >= LOAD_ATTEMPTS) return fallBack('load_failed', e);
-        const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
-        this.logger.warn({ err: e, partition, attempt, delayMs }, 'checkpoint load failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
+    const loaded = await this.loadOnAssignment(partition, 'checkpoint load', () => this.deps.store.loadCheckpoint(partition, id));
+    if (!loaded.ok) return fallBack('load_failed', loaded.error);
+    const data = loaded.value;
     if (data === null) return fallBack('missing');
     try {
       return decodeVisitStates(data);
     } catch (e) {
       return fallBack('unreadable', e);
+    }
+  }
+
+  /**
+   * The partition's store watermark as assignment finds it (-Infinity: none, or unreadable, and
+   * then nothing is withheld: see withholdOpenThroughMs in onAssigned).
+   */
+  private async storedWatermark(partition: number): Promise<number> {
+    const loaded = await this.loadOnAssignment(partition, 'watermark read', () => this.deps.store.partitionWatermark(partition));
+    if (!loaded.ok) {
+      this.logger.warn({ err: loaded.error, partition }, 'partition watermark unreadable; rows the store already calls final may be restated partial until taken again');
+      return Number.NEGATIVE_INFINITY;
+    }
+    return loaded.value ?? Number.NEGATIVE_INFINITY;
+  }
+
+  /** A read on assignment, retried a few times: it must not hang an assignment forever. */
+  private async loadOnAssignment<T>(partition: number, what: string, load: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ok: true, value: await load() };
+      } catch (e) {
+        if (attempt >= LOAD_ATTEMPTS) return { ok: false, error: e };
+        const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+        this.logger.warn({ err: e, partition, attempt, delayMs }, `${what} failed; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
     }
   }
 
@@ -462,7 +506,15 @@ export class Aggregator {
     if (run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS) run.flushes.next({ checkpoint: false });
     run.takenSinceFlush += batch.records.length;
     if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS
-      || (run.queued > 0 && run.takenSinceFlush >= (this.deps.maxUnflushedRecords ?? MAX_UNFLUSHED_RECORDS))) await run.queue;
+      || (run.queued > 0 && run.takenSinceFlush >= (this.deps.maxUnflushedRecords ?? MAX_UNFLUSHED_RECORDS))) {
+      this.holdingInput++;
+      try {
+        await run.queue;
+      } finally {
+        this.holdingInput--;
+        this.inputHeldUntilMs = this.now();
+      }
+    }
   }
 
   /** The record as appended to the late lane or dead-letter topic: unchanged, with where it came from and why. */
@@ -509,6 +561,12 @@ export class Aggregator {
       } finally {
         run.queued--;
       }
+      if (run.queued === 0 && run.flushHeld) {
+        run.flushHeld = false;
+        // As the tick it stands for: a checkpoint when one is due, or a store slower than the
+        // flush interval (every tick held) would never see one, and nothing would be committed.
+        if (run.state === 'active' && !run.failed) run.flushes.next({ checkpoint: 'due' });
+      }
     });
   }
 
@@ -519,25 +577,27 @@ export class Aggregator {
    */
   private async writeWatermark(run: PartitionRun): Promise<void> {
     const finalMs = Math.min(run.finalMs, run.roller.oldestOwedMs);
-    if (Number.isFinite(finalMs)) await this.attempt(run, 'watermark', () => this.deps.store.setWatermark(run.partition, finalMs));
+    if (!Number.isFinite(finalMs)) return;
+    await this.attempt(run, 'watermark', () => this.deps.store.setWatermark(run.partition, finalMs));
+    run.watermarkWritten = true;
   }
 
   /**
-   * Rolls the coarser tiers of `rows` (minute rows just written) and whatever hours and days are
-   * due, then announces the changed buckets on the LiveBus, after the rows of every tier it
-   * rolled are written.
+   * Rolls the coarser tiers owed when due or forced, then writes the watermark that allows, and
+   * then announces the buckets whose coarser rows it rolled: a dashboard re-reading on the
+   * notice sees them final where they now are.
    */
-  private async rollAndAnnounce(run: PartitionRun, rows: readonly Rollup[], force: boolean): Promise<void> {
+  private async rollAndAnnounce(run: PartitionRun, force: boolean): Promise<void> {
     let rolled: ReadonlyMap<string, number[]> = new Map();
     await this.attempt(run, 'tier roll', async () => {
-      rolled = await run.roller.roll(rows, force);
+      rolled = await run.roller.roll(force);
     });
-    const bySite = new Map<string, number[]>(rolled);
-    for (const r of rows) {
-      const buckets = bySite.get(r.site);
-      if (buckets) buckets.push(r.bucketMs);
-      else bySite.set(r.site, [r.bucketMs]);
-    }
+    await this.writeWatermark(run);
+    await this.announce(rolled);
+  }
+
+  /** Publishes one LiveBus notice per site. */
+  private async announce(bySite: ReadonlyMap<string, readonly number[]>): Promise<void> {
     // Best effort by the LiveBus contract: a missed notice only delays a dashboard's re-read.
     await Promise.all([...bySite].map(([site, buckets]) => this.deps.bus.publish({ site, buckets }).catch((e: unknown) => {
       this.logger.warn({ err: e, site }, 'live notice not published');
@@ -549,16 +609,32 @@ export class Aggregator {
     const done = this.flushSeconds.startTimer();
     if (deadLetters.length > 0) await this.attempt(run, 'dead-letter append', () => log.append(this.deps.deadLetterTopic, deadLetters));
     if (late.length > 0) await this.attempt(run, 'late append', () => log.append(this.deps.lateTopic, late));
-    if (flush.rows.length > 0) await this.attempt(run, 'rollup upsert', () => store.upsert(flush.rows));
-    // Coarser tiers from the minute rows just written, before the notice: queries on the minute
-    // and quarter tiers see the change with it, hours and days with the notice of the flush
-    // that rolls them (at most coarseRollIntervalMs later, and always before a commit).
-    await this.rollAndAnnounce(run, flush.rows, flush.checkpoint !== null);
     if (Number.isFinite(flush.watermarkMs)) {
       // The store's watermark means "buckets ending at or before it are final", which lags ours by the lateness.
       run.finalMs = flush.watermarkMs - config.allowedLatenessMs;
-      await this.writeWatermark(run);
     }
+    const { rows } = flush;
+    if (rows.length > 0) {
+      run.roller.owe(rows);
+      // The store's watermark is the lowest the partitions wrote; one that never wrote does not
+      // hold it back. So before its first rows are visible, a partition writes one, capped at
+      // its oldest owed bucket: queries must not take coarse rows not rolled yet for final. Later
+      // flushes need none first: a bucket accepted now ends after every watermark this run wrote
+      // before, and the windows withhold the rows of those a predecessor made final (onAssigned).
+      if (!run.watermarkWritten) await this.writeWatermark(run);
+      await this.attempt(run, 'rollup upsert', () => store.upsert(rows));
+      // Announced before any coarser tier is rolled: until the watermark calls them final, these
+      // buckets are read from minute rows (see the top), so the notice need not wait for a roll.
+      const bySite = new Map<string, number[]>();
+      for (const r of rows) {
+        const buckets = bySite.get(r.site);
+        if (buckets) buckets.push(r.bucketMs);
+        else bySite.set(r.site, [r.bucketMs]);
+      }
+      await this.announce(bySite);
+    }
+    // Coarser tiers when due (at most coarseRollIntervalMs apart), and always before a commit.
+    await this.rollAndAnnounce(run, flush.checkpoint !== null);
     // Only a checkpoint flush commits, so the committed offset always names saved visit state (see 2).
     if (flush.checkpoint !== null && flush.commitOffset !== null && flush.lastOffset !== null) {
       const data = encodeVisitStates(flush.checkpoint);

@@ -13,7 +13,7 @@
  *   now − maxOutOfOrderMs − idleAdvanceMs, so the buckets of quiet partitions close; not while
  *   it replays (see replayThroughOffset): records it has yet to replay exist, so it is not
  *   idle, and closing buckets by the clock mid-replay would skip replayed events of buckets
- *   that need them, or make them late;
+ *   that need them, or make them late; nor while the caller says it was active (lastActiveMs);
  * - event ids are kept per open bucket: a repeated id in the same bucket counts once
  *   (client retries resend the same event time, so they land in the same bucket);
  * - bots are kept out of every number but the bucket's `bots` (distinct bot events of an open
@@ -96,6 +96,18 @@ export type WindowOptions = Pick<Config['aggregate'],
    * replaying, and idle advance waits, so the watermark stays the restored one.
    */
   readonly replayThroughOffset?: number;
+  /**
+   * Buckets ending at or before this are not emitted while they are open: they stay changed,
+   * so their row is emitted once they close (aggregator.ts: a crashed predecessor made them
+   * final in the store, and until they close here their rows may lack events it had counted).
+   */
+  readonly withholdOpenThroughMs?: number;
+  /**
+   * The last time the caller knew the partition was not idle though no input came (it held
+   * input back while writes were slow): idle advance counts from the later of it and the last
+   * input.
+   */
+  readonly lastActiveMs?: () => number;
   /**
    * Visit states restored from the checkpoint of the last commit: the fold of exactly the
    * counted events of the buckets closed under initialWatermarkMs. None: every visitor starts
@@ -547,7 +559,8 @@ export class MinuteWindows {
   tick(nowMs: number): void {
     const { idleAdvanceMs, maxOutOfOrderMs } = this.options;
     if (this.replaying) return;
-    if (nowMs - this.lastInputAtMs >= idleAdvanceMs) this.advance(nowMs - maxOutOfOrderMs - idleAdvanceMs);
+    const activeMs = Math.max(this.lastInputAtMs, this.options.lastActiveMs?.() ?? Number.NEGATIVE_INFINITY);
+    if (nowMs - activeMs >= idleAdvanceMs) this.advance(nowMs - maxOutOfOrderMs - idleAdvanceMs);
   }
 
   /**
@@ -557,12 +570,18 @@ export class MinuteWindows {
    */
   takeFlush(checkpoint = false): WindowFlush | null {
     const rows = this.closedRows;
-    for (const b of this.dirty) rows.push(this.row(b));
+    const withheld: Bucket[] = [];
+    const withholdThroughMs = this.options.withholdOpenThroughMs ?? Number.NEGATIVE_INFINITY;
+    for (const b of this.dirty) {
+      if (b.bucketMs + MINUTE_MS <= withholdThroughMs) withheld.push(b);
+      else rows.push(this.row(b));
+    }
     if (rows.length > 0 || this.inputsSinceFlush > 0 || this.watermark !== this.flushedWatermark) this.sinceCheckpoint = true;
     const withCheckpoint = checkpoint && this.sinceCheckpoint;
     if (rows.length === 0 && this.inputsSinceFlush === 0 && this.watermark === this.flushedWatermark && !withCheckpoint) return null;
     this.closedRows = [];
     this.dirty.clear();
+    for (const b of withheld) this.dirty.add(b);
     this.inputsSinceFlush = 0;
     this.flushedWatermark = this.watermark;
     if (withCheckpoint) this.sinceCheckpoint = false;
@@ -815,7 +834,8 @@ export type WindowOutput<T extends WindowInput = WindowInput> =
 
 /** An explicit flush; with `checkpoint` it carries the visit states, for a commit. */
 export interface FlushRequest {
-  readonly checkpoint: boolean;
+  /** 'due': a checkpoint if checkpointIntervalMs has passed since the last, as a timer flush. */
+  readonly checkpoint: boolean | 'due';
 }
 
 export interface MinuteWindowsOperatorOptions extends WindowOptions {
@@ -832,7 +852,7 @@ export interface MinuteWindowsOperatorOptions extends WindowOptions {
    * While it returns true, timer ticks still advance idle partitions but take no flush (the
    * caller is still writing the previous one): what changes meanwhile goes into the next flush,
    * so the flush rate adapts to how fast the store takes them. Explicit flushes (flush$) are
-   * not held.
+   * not held. Ticks also take no flush while the windows replay.
    */
   readonly holdFlush?: () => boolean;
 }
@@ -870,12 +890,16 @@ export function minuteWindows<T extends WindowInput>(options: MinuteWindowsOpera
       interval(options.flushIntervalMs, scheduler).pipe(map(() => null)),
       (options.flush$ ?? EMPTY),
     ).subscribe((request) => {
+      const due = () => scheduler.now() - checkpointedAtMs >= options.checkpointIntervalMs;
       if (request === null) {
         guarded(() => windows.tick(now()));
-        if (options.holdFlush?.()) return;
-        flush(scheduler.now() - checkpointedAtMs >= options.checkpointIntervalMs);
+        // While replaying, the buckets being rebuilt were written whole by the predecessor: a
+        // flush now would overwrite their rows with partial ones (final ones among them, and
+        // the coarse rows rolled from them), so the rows wait until the replay is through.
+        if (windows.replaying || options.holdFlush?.()) return;
+        flush(due());
       } else {
-        flush(request.checkpoint);
+        flush(request.checkpoint === 'due' ? due() : request.checkpoint);
       }
     });
     const inputs = source.subscribe({

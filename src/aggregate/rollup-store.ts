@@ -36,6 +36,8 @@ export interface RollupStore {
   setWatermark(partition: number, watermarkMs: number): Promise<void>;
   /** The lowest partition watermark: buckets ending at or before it are final everywhere. */
   watermark(): Promise<number | null>;
+  /** One partition's watermark (the highest written for it), or null when none was. */
+  partitionWatermark(partition: number): Promise<number | null>;
   /** Aggregator session state of a partition as of a commit (aggregator.ts); kept a few days. */
   saveCheckpoint(partition: number, id: string, data: Uint8Array): Promise<void>;
   loadCheckpoint(partition: number, id: string): Promise<Uint8Array | null>;

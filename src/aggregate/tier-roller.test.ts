@@ -194,9 +194,10 @@ describe('tier roller', () => {
     expect(resolveRetention({ hour: null }, defaults)).to.deep.equal({ minute: DAY, quarter: 2 * DAY, hour: null, day: 4 * DAY });
   });
 
-  describe('TierRoller (the aggregator\'s: quarters every flush, hours and days when due)', () => {
+  describe('TierRoller (the aggregator\'s: quarters, hours and days when due or forced)', () => {
     const sites = ['a', 'b'];
     const coarse = async (store: RollupStore) => plain([
+      ...(await Promise.all(sites.map((site) => store.read(site, 'quarter', T0 - DAY, T0 + DAY)))).flat(),
       ...(await Promise.all(sites.map((site) => store.read(site, 'hour', T0 - DAY, T0 + DAY)))).flat(),
       ...(await Promise.all(sites.map((site) => store.read(site, 'day', T0 - 2 * DAY, T0 + DAY)))).flat(),
     ]);
@@ -207,7 +208,7 @@ describe('tier roller', () => {
         randomMinute(rand, site, T0 - 2 * HOUR + Math.floor(rand() * 4 * 60) * MINUTE, f)))));
     };
 
-    it('writes quarters at once and leaves hours and days owed until the interval passes, then equal to a full roll', async () => {
+    it('leaves quarters, hours and days owed until the interval passes, then equal to a full roll', async () => {
       let now = T0;
       const store = new MemoryRollupStore();
       const reference = new MemoryRollupStore();
@@ -217,18 +218,21 @@ describe('tier roller', () => {
         now += 1_000;
         await store.upsert(rows);
         all.push(...rows);
-        expect(await roller.roll(rows, false)).to.have.property('size', 0);
-        for (const r of rows) {
-          const quarter = await store.read(r.site, 'quarter', r.bucketMs - (r.bucketMs % TIER_MS.quarter), r.bucketMs + 1);
-          expect(quarter).to.have.length(1);
-        }
+        roller.owe(rows);
+        expect(await roller.roll(false)).to.have.property('size', 0);
       }
       expect(await coarse(store)).to.deep.equal([]);
-      expect(roller.owing).to.be.greaterThan(0);
+      expect(roller.owing).to.equal(new Set(all.map((r) => `${r.site} ${r.bucketMs}`)).size);
+      // The oldest owed minute: the watermark the aggregator writes must not pass it.
+      expect(roller.oldestOwedMs).to.equal(Math.min(...all.map((r) => r.bucketMs)));
       now += 5_000;
-      const rolled = await roller.roll([], false);
+      const rolled = await roller.roll(false);
       expect([...rolled.keys()].sort()).to.deep.equal(sites);
+      for (const site of sites) {
+        expect([...rolled.get(site)!].sort((a, b) => a - b)).to.deep.equal([...new Set(all.filter((r) => r.site === site).map((r) => r.bucketMs))].sort((a, b) => a - b));
+      }
       expect(roller.owing).to.equal(0);
+      expect(roller.oldestOwedMs).to.equal(Number.POSITIVE_INFINITY);
       await reference.upsert(all);
       await rollTiers(reference, all, 10_000);
       expect(await coarse(store)).to.deep.equal(await coarse(reference));
@@ -243,7 +247,8 @@ describe('tier roller', () => {
       for (const [i, rows] of all.entries()) {
         now += 1_000;
         await store.upsert(rows);
-        await roller.roll(rows, i === all.length - 1);
+        roller.owe(rows);
+        await roller.roll(i === all.length - 1);
       }
       expect(roller.owing).to.equal(0);
       for (const rows of all) {
@@ -278,11 +283,12 @@ describe('tier roller', () => {
       failUpserts = 1;
       now += 1_000;
       let failed: unknown;
-      await roller.roll(rows!, false).catch((e: unknown) => { failed = e; });
+      roller.owe(rows!);
+      await roller.roll(false).catch((e: unknown) => { failed = e; });
       expect(String(failed)).to.contain('store down');
-      // Some sites' hours may be written (sites roll concurrently): all stay owed.
-      expect(roller.owing).to.equal(new Set(rows!.map((r) => `${r.site} ${r.bucketMs - (r.bucketMs % TIER_MS.quarter)}`)).size);
-      await roller.roll([], true);
+      // Some sites' coarse rows may be written (sites roll concurrently): all stay owed.
+      expect(roller.owing).to.equal(new Set(rows!.map((r) => `${r.site} ${r.bucketMs}`)).size);
+      await roller.roll(true);
       expect(roller.owing).to.equal(0);
       const reference = new MemoryRollupStore();
       await reference.upsert(rows!);

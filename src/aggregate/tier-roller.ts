@@ -75,8 +75,6 @@ export interface RollTiersOptions {
 export interface RollSummary {
   readonly written: { quarter: number; hour: number; day: number };
   readonly skipped: number;
-  /** The quarter rows written, by site. */
-  readonly quarters: ReadonlyMap<string, readonly Rollup[]>;
 }
 
 const LEVELS = [['minute', 'quarter'], ['quarter', 'hour'], ['hour', 'day']] as const;
@@ -92,23 +90,12 @@ const RETENTION_MARGIN_MS = 60_000;
 export async function rollTiers(
   store: Pick<RollupStore, 'read' | 'upsert'>, minuteRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions = {},
 ): Promise<RollSummary> {
-  return rollLevels(store, minuteRows, maxKeys, options, 0, LEVELS.length);
-}
-
-/**
- * LEVELS[from] up to (not including) LEVELS[to] over `finestRows`, rows of LEVELS[from]'s finer
- * tier: rollTiers is all of them from minute rows; TierRoller splits them in two.
- */
-async function rollLevels(
-  store: Pick<RollupStore, 'read' | 'upsert'>, finestRows: readonly Rollup[], maxKeys: number, options: RollTiersOptions, from: number, to: number,
-): Promise<RollSummary> {
-  const finest = LEVELS[from]![0];
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   const bySite = new Map<string, Map<number, Rollup>>();
-  for (const row of finestRows) {
-    if (row.tier !== finest) throw new RangeError(`rolling from ${finest} rows, got a ${row.tier} row of ${row.site}`);
+  for (const row of minuteRows) {
+    if (row.tier !== 'minute') throw new RangeError(`rollTiers takes minute rows, got a ${row.tier} row of ${row.site}`);
     let rows = bySite.get(row.site);
     if (!rows) {
       rows = new Map();
@@ -118,13 +105,12 @@ async function rollLevels(
   }
   const retention = options.retentionMs ?? null;
   const now = (options.now ?? Date.now)();
-  const quarters = new Map<string, Rollup[]>();
   const written = { quarter: 0, hour: 0, day: 0 };
   let skipped = 0;
 
   const rollSite = async (site: string, minutes: Map<number, Rollup>) => {
     let fresh = minutes;
-    for (const [finer, coarse] of LEVELS.slice(from, to)) {
+    for (const [finer, coarse] of LEVELS) {
       const length = TIER_MS[coarse];
       const keep = retention?.[finer] ?? null;
       const buckets = [...new Set([...fresh.keys()].map((b) => bucketOf(coarse, b)))].sort((a, b) => a - b);
@@ -143,7 +129,6 @@ async function rollLevels(
       await store.upsert(rows);
       written[coarse] += rows.length;
       fresh = new Map(rows.map((r) => [r.bucketMs, r]));
-      if (coarse === 'quarter') quarters.set(site, rows);
     }
   };
 
@@ -156,18 +141,22 @@ async function rollLevels(
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, sites.length) }, worker));
-  return { written, skipped, quarters };
+  return { written, skipped };
 }
 
 
 /**
- * A partition's tier roller for the aggregator: the quarter rows on every flush, the hours and
- * days above them at most every `coarseIntervalMs` and whenever `force` is set.
+ * A partition's tier roller for the aggregator: the quarter, hour and day rows above the minute
+ * rows it is given, rolled at most every `coarseIntervalMs` and whenever `force` is set.
  *
- * Why: an hour row is the merge of 4 quarter rows and a day row of 24 hour rows, every cell and
- * sketch of every dimension; recomputing both on every flush (every second) of every site was
+ * Why not on every flush: a quarter row is the merge of up to 15 minute rows, an hour row of 4
+ * quarter rows and a day row of 24 hour rows, every cell and sketch of every dimension, each
+ * read back from the store; recomputing them on every flush (every second) of every site was
  * most of the aggregator's store reads and a large part of its CPU (measured by
- * bench:pipeline). Hour and day rows then trail the quarter rows by at most coarseIntervalMs.
+ * bench:pipeline), and a live notice that waited for them waited for all of that. The coarse
+ * rows then trail the minute rows by at most coarseIntervalMs, which queries never see: they
+ * read coarse rows only for buckets the watermark calls final (query-engine.ts), and the
+ * aggregator's store watermark never passes oldestOwedMs.
  *
  * Why a commit still finds every tier in step (DESIGN invariant 3, aggregator.ts): the
  * aggregator forces the roll in its checkpoint flushes, the only ones that commit, before the
@@ -176,74 +165,67 @@ async function rollLevels(
  * open at that commit), so it owes, and rolls, them again.
  */
 export class TierRoller {
-  /** Quarter rows written since the last coarse roll, by site and bucket: the hours and days owed. */
+  /**
+   * Minute rows written since the last roll, by site and bucket (the latest of each): the
+   * coarse rows owed, and what the roll lays over its reads of the minute tier.
+   */
   private owed = new Map<string, Map<number, Rollup>>();
-  /** The minute buckets behind them, by site: what a notice of the coarse roll names. */
-  private owedMinutes = new Map<string, Set<number>>();
-  private lastCoarseMs: number;
+  private lastRollMs: number;
 
   constructor(
     private readonly store: Pick<RollupStore, 'read' | 'upsert'>,
     private readonly maxKeys: number,
     private readonly options: RollTiersOptions & { readonly coarseIntervalMs: number; readonly now: () => number },
   ) {
-    this.lastCoarseMs = options.now();
+    this.lastRollMs = options.now();
   }
 
   /**
-   * The start of the oldest minute bucket whose hours and days are owed (Infinity: none): a
-   * watermark claiming a bucket final must not pass it, or a query would take a stale hour row
-   * for a final one.
+   * The start of the oldest minute bucket whose coarser rows are owed (Infinity: none): a
+   * watermark claiming a bucket final must not pass it, or a query would take a stale coarse
+   * row for a final one.
    */
   get oldestOwedMs(): number {
     let oldest = Number.POSITIVE_INFINITY;
-    for (const minutes of this.owedMinutes.values()) for (const b of minutes) if (b < oldest) oldest = b;
+    for (const rows of this.owed.values()) for (const b of rows.keys()) if (b < oldest) oldest = b;
     return oldest;
   }
 
-  /** Sites and quarter buckets owed a coarse roll. */
+  /** Minute rows (site and bucket) whose coarser rows are owed. */
   get owing(): number {
     let n = 0;
     for (const rows of this.owed.values()) n += rows.size;
     return n;
   }
 
-  /**
-   * Rolls the quarters of `minuteRows` (written before the call); then, when due or forced,
-   * the hours and days owed. Resolves with the minute buckets whose hours and days it rolled,
-   * by site (for live notices: the rows above them changed), or an empty map.
-   */
-  async roll(minuteRows: readonly Rollup[], force: boolean): Promise<ReadonlyMap<string, number[]>> {
-    if (minuteRows.length > 0) {
-      const { quarters } = await rollLevels(this.store, minuteRows, this.maxKeys, this.options, 0, 1);
-      for (const [site, rows] of quarters) {
-        let owed = this.owed.get(site);
-        if (!owed) {
-          owed = new Map();
-          this.owed.set(site, owed);
-        }
-        for (const r of rows) owed.set(r.bucketMs, r);
+  /** Owes the coarser rows of `minuteRows`: call it before they are written (see aggregator.ts). */
+  owe(minuteRows: readonly Rollup[]): void {
+    for (const r of minuteRows) {
+      if (r.tier !== 'minute') throw new RangeError(`the tier roller takes minute rows, got a ${r.tier} row of ${r.site}`);
+      let rows = this.owed.get(r.site);
+      if (!rows) {
+        rows = new Map();
+        this.owed.set(r.site, rows);
       }
-      for (const r of minuteRows) {
-        let minutes = this.owedMinutes.get(r.site);
-        if (!minutes) {
-          minutes = new Set();
-          this.owedMinutes.set(r.site, minutes);
-        }
-        minutes.add(r.bucketMs);
-      }
+      rows.set(r.bucketMs, r);
     }
+  }
+
+  /**
+   * Rolls everything owed when due or forced, once the owed minute rows are written. Resolves
+   * with the minute buckets whose coarser rows it rolled, by site (for live notices: the rows
+   * above them changed), or an empty map. Calls must not overlap (the aggregator queues them
+   * per partition).
+   */
+  async roll(force: boolean): Promise<ReadonlyMap<string, number[]>> {
     const now = this.options.now();
-    if (this.owed.size === 0 || (!force && now - this.lastCoarseMs < this.options.coarseIntervalMs)) return new Map();
-    const rows = [...this.owed.values()].flatMap((bySite) => [...bySite.values()]);
+    if (this.owed.size === 0 || (!force && now - this.lastRollMs < this.options.coarseIntervalMs)) return new Map();
     // Cleared only once written: a failed roll stays owed, and the caller retries it.
-    // The hours and days above the owed quarter rows, which are laid over what the reads return.
-    await rollLevels(this.store, rows, this.maxKeys, this.options, 1, LEVELS.length);
-    const minutes = this.owedMinutes;
+    await rollTiers(this.store, [...this.owed.values()].flatMap((rows) => [...rows.values()]), this.maxKeys, this.options);
+    const rolled = this.owed;
     this.owed = new Map();
-    this.owedMinutes = new Map();
-    this.lastCoarseMs = now;
-    return new Map([...minutes].map(([site, buckets]) => [site, [...buckets]]));
+    this.lastRollMs = now;
+    return new Map([...rolled].map(([site, rows]) => [site, [...rows.keys()]]));
   }
 }
 

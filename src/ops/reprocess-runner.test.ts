@@ -30,6 +30,7 @@ class FailingStore implements RollupStore {
   read: RollupStore['read'] = (...a) => this.inner.read(...a);
   setWatermark: RollupStore['setWatermark'] = (...a) => this.inner.setWatermark(...a);
   watermark: RollupStore['watermark'] = () => this.inner.watermark();
+  partitionWatermark: RollupStore['partitionWatermark'] = (...a) => this.inner.partitionWatermark(...a);
   saveCheckpoint: RollupStore['saveCheckpoint'] = (...a) => this.inner.saveCheckpoint(...a);
   loadCheckpoint: RollupStore['loadCheckpoint'] = (...a) => this.inner.loadCheckpoint(...a);
   close: RollupStore['close'] = () => this.inner.close();

@@ -85,6 +85,10 @@ export class VersionedRollupStore implements RollupStore {
     return this.base.setWatermark(partition, watermarkMs);
   }
 
+  partitionWatermark(partition: number): Promise<number | null> {
+    return this.base.partitionWatermark(partition);
+  }
+
   watermark(): Promise<number | null> {
     return this.base.watermark();
   }

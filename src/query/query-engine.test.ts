@@ -12,7 +12,7 @@ import type { MutableDimCell, RollupAccumulator } from '../aggregate/rollup-merg
 import { OTHER_KEY, splitPropKey, type Counts, type Rollup } from '../aggregate/rollup.js';
 import { SluiceError } from '../errors.js';
 import { createQueryEngine, type QueryEngine } from './query-engine.js';
-import { bruteMerge, randomMinuteRows, storeWithTiers } from './query-test-kit.js';
+import { bruteMerge, randomMinuteRows, rollTiers, storeWithTiers } from './query-test-kit.js';
 import { configSiteSettings } from './site-settings.js';
 import { resolveDateRange, splitIntervals } from './time-range.js';
 
@@ -120,15 +120,19 @@ describe('query engine over tiered rollups', function () {
     });
   }
 
-  it('reads hour and day rows only where the watermark calls buckets final: past it, quarter rows', async () => {
-    // The aggregator rolls hours and days less often than quarters (TierRoller): past the
-    // watermark an hour or day row may trail them. Here those are stale on purpose.
+  it('reads quarter, hour and day rows only where the watermark calls buckets final: past it, minute rows', async () => {
+    // The aggregator rolls the coarse tiers less often than it writes minute rows (TierRoller):
+    // past the watermark a quarter, hour or day row may trail them. Here those are stale on purpose.
     const day = Date.UTC(2026, 2, 9);
-    const watermark = day + 6 * 3_600_000;
+    const watermark = day + 6 * 3_600_000 + 30 * 60_000;
     const minutes = randomMinuteRows('stale.example', day, day + 86_400_000, 5);
     const store6 = new MemoryRollupStore();
     await storeWithTiers(store6, minutes);
-    const stale = [...await store6.read('stale.example', 'hour', watermark, day + 86_400_000), ...await store6.read('stale.example', 'day', day, day + 1)]
+    const stale = [
+      ...await store6.read('stale.example', 'quarter', watermark, day + 86_400_000),
+      ...await store6.read('stale.example', 'hour', watermark - 30 * 60_000, day + 86_400_000),
+      ...await store6.read('stale.example', 'day', day, day + 1),
+    ]
       .map((r) => ({ ...r, totals: { ...r.totals, pageviews: r.totals.pageviews + 1_000_000 } }));
     await store6.upsert(stale);
     const at = createQueryEngine({
@@ -138,11 +142,43 @@ describe('query engine over tiered rollups', function () {
     const spec = await at.spec({ site: 'stale.example', metrics: ['pageviews'], date_range: { from: day, to: day + 86_400_000 } });
     const before = await at.execute(spec, watermark);
     expect(before.totals.pageviews).to.equal(bruteMerge(minutes, day, day + 86_400_000).totals.pageviews);
-    expect(before.meta.tiers).to.deep.equal(['hour', 'quarter']);
+    expect(before.meta.tiers).to.deep.equal(['hour', 'quarter', 'minute']);
     // Once the watermark passes the day, its day row is final and read as it is.
     const after = await at.execute(spec, day + 86_400_000);
     expect(after.meta.tiers).to.deep.equal(['day']);
     expect(after.totals.pageviews).to.be.greaterThan(1_000_000);
+  });
+
+  it('past the watermark, still reads a coarse tier where the tier it is rolled from has expired', async () => {
+    // A watermark never written (or stuck) must not hide history whose minute rows are gone.
+    const day = Date.UTC(2026, 2, 9);
+    const minutes = randomMinuteRows('old.example', day, day + 86_400_000, 5);
+    const coarseOnly = new MemoryRollupStore();
+    await coarseOnly.upsert(rollTiers(minutes));
+    const keepMinutesOneDay = { ...FOREVER, minuteRetentionDays: 1 };
+    const e = createQueryEngine({
+      store: coarseOnly, settings: configSiteSettings({}), retention: keepMinutesOneDay, defaultTimeZone: 'UTC', maxRawScanEvents: 1_000,
+      sessionTimeoutMs: 1_800_000, now: () => NOW,
+    });
+    const r = await e.run({ site: 'old.example', metrics: ['pageviews'], date_range: { from: day, to: day + 86_400_000 } });
+    expect(r.watermark).to.equal(null);
+    expect(r.totals.pageviews).to.equal(bruteMerge(minutes, day, day + 86_400_000).totals.pageviews);
+    expect(r.meta.tiers).to.deep.equal(['quarter']);
+  });
+
+  it('where minute retention ends inside a quarter, reads that quarter whole and minutes only after it: nothing twice', async () => {
+    // Minutes usable from 01:07:30 (the clock 7.5 minutes past midnight, less 10 days, plus the safety hour).
+    const day = Date.UTC(2026, 2, 10);
+    const minutes = randomMinuteRows('edge.example', day, day + 3 * 3_600_000, 7);
+    const store7 = new MemoryRollupStore();
+    await storeWithTiers(store7, minutes);
+    const e = createQueryEngine({
+      store: store7, settings: configSiteSettings({}), retention: { ...FOREVER, minuteRetentionDays: 10 }, defaultTimeZone: 'UTC', maxRawScanEvents: 1_000,
+      sessionTimeoutMs: 1_800_000, now: () => NOW + 450_000,
+    });
+    const r = await e.run({ site: 'edge.example', metrics: ['pageviews'], date_range: { from: day, to: day + 3 * 3_600_000 } });
+    expect(r.watermark).to.equal(null);
+    expect(r.totals.pageviews).to.equal(bruteMerge(minutes, day, day + 3 * 3_600_000).totals.pageviews);
   });
 
   it('a long series reads its totals from the coarse rows of its whole range: the same numbers as its points merged', async () => {
@@ -292,8 +328,9 @@ describe('query engine over tiered rollups', function () {
     const capped = new MemoryRollupStore();
     const some = rows.filter((r) => r.bucketMs < Date.UTC(2026, 2, 5));
     // Capped at one page per row: most pages of most rows land in each row's "(other)" cell.
-    const { rollTiers } = await import('./query-test-kit.js');
     await capped.upsert(rollTiers(some, 1));
+    // Coarse rows are read for final buckets only: these are, as the aggregator's would be.
+    await capped.setWatermark(0, Date.UTC(2026, 2, 5));
     const e = createQueryEngine({ store: capped, settings: configSiteSettings({}), retention: FOREVER, defaultTimeZone: 'UTC', maxRawScanEvents: 1, sessionTimeoutMs: 1_800_000, now: () => NOW });
     const r = await e.run({ site: SITE, metrics: ['pageviews', 'visitors'], dimensions: ['page'], date_range: { from: DATA_FROM, to: Date.UTC(2026, 2, 5) }, limit: 50 });
     const other = rowsOf(r).find((x) => x.value === OTHER_KEY)!;

@@ -10,7 +10,7 @@ import {
 } from '../../protocol/query-schema.js';
 import { STANDARD_ERROR, standardErrorOf } from '../aggregate/hyperloglog.js';
 import type { RawArchive } from '../aggregate/raw-archive.js';
-import { DIMENSION_SKETCH_PRECISION, type Tier } from '../aggregate/rollup.js';
+import { DIMENSION_SKETCH_PRECISION, TIER_MS, type Tier } from '../aggregate/rollup.js';
 import type { RollupStore } from '../aggregate/rollup-store.js';
 import { SluiceError } from '../errors.js';
 import { mergeOutput, metricsOf, newOutput, rankValue, type Output } from './aggregates.js';
@@ -90,15 +90,25 @@ export function createQueryEngine(deps: QueryEngineDeps): QueryEngine {
       scanned = r.eventsScanned;
     } else {
       const nowMs = now();
-      // Hour and day rows are rolled less often than the finer tiers (aggregator.ts, TierRoller):
-      // they are read only for buckets the watermark calls final (it waits for them), so recent
-      // time comes from quarter and minute rows, as fresh as the last flush.
+      // Quarter, hour and day rows are rolled less often than minute rows are written
+      // (aggregator.ts, TierRoller): they are read only for buckets the watermark calls final (it
+      // waits for them), so recent time comes from minute rows, as fresh as the last flush. Past
+      // the watermark a coarse tier is still read where the tier it is rolled from has expired
+      // (a watermark stuck or never written must not hide history kept only in coarse rows).
       const coarseBefore = watermark ?? Number.NEGATIVE_INFINITY;
       const limits = deps.tierUsableBefore?.(nowMs) ?? {};
+      const kept = tierWindows(deps.retention, nowMs);
+      // Rounded up to the coarse tier: the finer tier is then read from a bucket boundary of
+      // the coarse one, never from inside a coarse bucket already read whole.
+      const before = (tier: Tier, finer: Tier) => Math.min(
+        limits[tier] ?? Number.MAX_SAFE_INTEGER,
+        Math.max(coarseBefore, Math.ceil(kept[finer].usableFromMs / TIER_MS[tier]) * TIER_MS[tier]),
+      );
       const windows = tierWindows(deps.retention, nowMs, {
         ...limits,
-        hour: Math.min(limits.hour ?? Number.MAX_SAFE_INTEGER, coarseBefore),
-        day: Math.min(limits.day ?? Number.MAX_SAFE_INTEGER, coarseBefore),
+        quarter: before('quarter', 'minute'),
+        hour: before('hour', 'quarter'),
+        day: before('day', 'hour'),
       });
       // A series' totals may come from the coarse rows of its whole range (rollup-reader.ts).
       const r = await readRollups(deps.store, s, all, windows, s.interval ? parts.map((p) => p.range) : []);

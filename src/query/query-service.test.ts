@@ -61,6 +61,7 @@ function instrumented(store: MemoryRollupStore) {
     },
     setWatermark: (p, w) => store.setWatermark(p, w),
     watermark: () => store.watermark(),
+    partitionWatermark: (p) => store.partitionWatermark(p),
     saveCheckpoint: (p, id, d) => store.saveCheckpoint(p, id, d),
     loadCheckpoint: (p, id) => store.loadCheckpoint(p, id),
     close: () => store.close(),

@@ -268,6 +268,10 @@ export function rollupStoreContract(name: string, setup: (options: RollupStoreSe
         await store.setWatermark(1, T0 + 60_000);
         await store.setWatermark(0, T0);
         expect(await store.watermark()).to.equal(T0 + 60_000);
+        // Each partition's own: the highest written for it, or null.
+        expect(await store.partitionWatermark(0)).to.equal(T0 + 120_000);
+        expect(await store.partitionWatermark(1)).to.equal(T0 + 60_000);
+        expect(await store.partitionWatermark(2)).to.equal(null);
       });
     });
 

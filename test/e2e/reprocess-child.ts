@@ -48,6 +48,7 @@ const holding: RollupStore = {
   read: (...a) => store.read(...a),
   setWatermark: (...a) => store.setWatermark(...a),
   watermark: () => store.watermark(),
+  partitionWatermark: (...a) => store.partitionWatermark(...a),
   saveCheckpoint: (...a) => store.saveCheckpoint(...a),
   loadCheckpoint: (...a) => store.loadCheckpoint(...a),
   close: () => store.close(),

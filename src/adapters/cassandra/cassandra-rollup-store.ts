@@ -146,6 +146,7 @@ export class CassandraRollupStore implements RollupStore {
   private readonly selectPeriod: Readonly<Record<Tier, string>>;
   private readonly insertWatermark: string;
   private readonly selectWatermarks: string;
+  private readonly selectPartitionWatermark: string;
   private readonly insertChunk: string;
   private readonly insertCheckpointHead: string;
   private readonly selectCheckpointHead: string;
@@ -183,6 +184,7 @@ export class CassandraRollupStore implements RollupStore {
     this.selectPeriod = perTier((t) => `SELECT part, bucket_ms, data FROM ${ks}.rollup_parts_${t} WHERE site = ? AND period = ? AND part IN ? AND bucket_ms >= ? AND bucket_ms < ?`);
     this.insertWatermark = `INSERT INTO ${ks}.rollup_watermarks (scope, partition, watermark_ms) VALUES (?, ?, ?) USING TIMESTAMP ?`;
     this.selectWatermarks = `SELECT watermark_ms FROM ${ks}.rollup_watermarks WHERE scope = ?`;
+    this.selectPartitionWatermark = `SELECT watermark_ms FROM ${ks}.rollup_watermarks WHERE scope = ? AND partition = ?`;
     this.insertChunk = `INSERT INTO ${ks}.aggregate_checkpoints (scope, partition, id, save_id, chunk, data) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`;
     this.insertCheckpointHead = `INSERT INTO ${ks}.aggregate_checkpoints (scope, partition, id, complete_save_id, chunks, total_bytes, digest) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
     this.selectCheckpointHead = `SELECT complete_save_id, chunks, total_bytes, digest FROM ${ks}.aggregate_checkpoints WHERE scope = ? AND partition = ? AND id = ? LIMIT 1`;
@@ -308,6 +310,12 @@ export class CassandraRollupStore implements RollupStore {
       if (min === null || w < min) min = w;
     }
     return min;
+  }
+
+  async partitionWatermark(partition: number): Promise<number | null> {
+    checkPartition(partition);
+    const row = (await this.client.execute(this.selectPartitionWatermark, [this.scope, partition])).first();
+    return row ? toNumber(row.get('watermark_ms')) : null;
   }
 
   async saveCheckpoint(partition: number, id: string, data: Uint8Array): Promise<void> {

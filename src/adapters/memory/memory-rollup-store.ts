@@ -135,6 +135,10 @@ export class MemoryRollupStore implements RollupStore {
     if (prev === undefined || watermarkMs > prev) this.watermarks.set(partition, watermarkMs);
   }
 
+  async partitionWatermark(partition: number): Promise<number | null> {
+    return this.watermarks.get(partition) ?? null;
+  }
+
   async watermark(): Promise<number | null> {
     if (this.watermarks.size === 0) return null;
     return Math.min(...this.watermarks.values());
