@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { KafkaJSProtocolError, type ConsumerConfig, type Kafka } from 'kafkajs';
 import { KafkaEventLog, type KafkaEventLogOptions } from '../../src/adapters/kafka/kafka-event-log.js';
 import { KafkaEventLogError } from '../../src/adapters/kafka/kafka-event-log-error.js';
 import type { KafkaGroupConsumer } from '../../src/adapters/kafka/kafka-group-consumer.js';
@@ -349,6 +350,72 @@ describe('KafkaEventLog against a real broker', function () {
     await log.append(topic, [record('k', 1), record('other', 2)]);
     const ends = await log.endOffsets(topic);
     expect(ends.reduce((a, b) => a + b, 0)).to.equal(2);
+  });
+
+  /**
+   * Makes the first `failures` JoinGroup attempts of the next consumer `l` creates fail as a broker
+   * that just started does (GROUP_LOAD_IN_PROGRESS, retriable, which kafkajs does not retry within
+   * a join), or with a non-retriable error. The fault sits in front of the cluster's coordinator
+   * lookup, the first step of each join, so the rest of the join is the real broker's.
+   */
+  function failFirstJoins(l: KafkaEventLog, failures: number, retriable: boolean): { attempts: () => number } {
+    // The client is private to the adapter; reaching it here keeps a test-only seam out of the product.
+    const kafka = (l as unknown as { kafka: Kafka }).kafka;
+    const create = kafka.consumer.bind(kafka);
+    let attempts = 0;
+    kafka.consumer = (config: ConsumerConfig) => create({
+      ...config,
+      partitionAssigners: [
+        (assignerConfig) => {
+          const cluster = assignerConfig.cluster;
+          const find = cluster.findGroupCoordinator.bind(cluster);
+          cluster.findGroupCoordinator = async (group) => {
+            attempts += 1;
+            if (attempts <= failures) {
+              throw new KafkaJSProtocolError(Object.assign(new Error('The coordinator is loading and hence can\'t process requests for this group'), {
+                type: 'GROUP_LOAD_IN_PROGRESS', code: 14, retriable,
+              }));
+            }
+            return find(group);
+          };
+          return config.partitionAssigners![0]!(assignerConfig);
+        },
+      ],
+    });
+    return { attempts: () => attempts };
+  }
+
+  it('joins its group when the first joins fail as on a broker still loading its group coordinator, and gives up after firstJoinRetryMs', async () => {
+    await log.append(topic, [record('k', 0)]);
+    const delivered: number[] = [];
+    const handlers: ConsumerHandlers = {
+      onAssigned: async () => undefined,
+      onRevoked: async () => undefined,
+      onBatch: async (b) => { delivered.push(...b.records.map(nOf)); },
+    };
+    const flaky = failFirstJoins(log, 2, true);
+    await consume(log, `g-${randomUUID()}`, handlers);
+    expect(flaky.attempts()).to.be.greaterThan(2);
+    await waitFor(() => delivered.length === 1, { what: 'the record, after the failed joins', deadlineMs: 30_000 });
+    expect(delivered).to.deep.equal([0]);
+
+    // Not retriable: the first failure is the answer.
+    const refused = await open();
+    const fatal = failFirstJoins(refused, 1, false);
+    const err = await rejectionOf(consume(refused, `g-${randomUUID()}`, handlers), 'consume with a refused join', 30_000);
+    expect(err).to.be.instanceOf(KafkaEventLogError);
+    expect((err as KafkaEventLogError).message).to.contain('GROUP_LOAD_IN_PROGRESS');
+    expect(fatal.attempts()).to.equal(1);
+
+    // Retriable but lasting: consume() fails once the window has passed, not before and not never.
+    const stuck = await open({ consumer: { firstJoinRetryMs: 1_500 } });
+    const lasting = failFirstJoins(stuck, Number.MAX_SAFE_INTEGER, true);
+    const started = Date.now();
+    const late = await rejectionOf(consume(stuck, `g-${randomUUID()}`, handlers), 'consume with a coordinator that never loads', 30_000);
+    expect(Date.now() - started).to.be.at.least(1_500);
+    expect(late).to.be.instanceOf(KafkaEventLogError);
+    expect((late as KafkaEventLogError).retryable).to.equal(true);
+    expect(lasting.attempts()).to.be.greaterThan(1);
   });
 });
 

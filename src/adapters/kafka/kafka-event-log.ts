@@ -106,6 +106,7 @@ const DEFAULT_CONSUMER: Omit<KafkaConsumerSettings, 'retries' | 'initialRetryTim
   maxBytes: 10_485_760,
   partitionsConsumedConcurrently: 0,
   retryDelayMs: 1_000,
+  firstJoinRetryMs: 60_000,
 };
 
 export class KafkaEventLog implements EventLog {

@@ -78,6 +78,12 @@ export interface KafkaConsumerSettings {
   readonly partitionsConsumedConcurrently: number;
   /** Pause of a partition after its onBatch rejected, before the batch is delivered again. */
   readonly retryDelayMs: number;
+  /**
+   * How long a starting member keeps rejoining after a retryable failure of its first join
+   * (a broker just started answers GROUP_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE while it
+   * creates and loads __consumer_offsets). kafkajs does not retry those inside a join.
+   */
+  readonly firstJoinRetryMs: number;
   /** Retries of kafkajs's own operations (join, fetch, commit) before it gives up and restarts the consumer. */
   readonly retries: number;
   readonly initialRetryTimeMs: number;
@@ -144,6 +150,8 @@ export class KafkaGroupConsumer implements GroupConsumer {
   /** The heartbeat of the running kafkajs runner, taken from the latest eachBatch payload. */
   private heartbeat: (() => Promise<void>) | undefined;
   private joined = false;
+  /** Set by start(): until then, and after it, a crash before the first join is not restarted. */
+  private firstJoinRetryUntil = 0;
   private dead: Error | undefined;
   private stopping: Promise<void> | undefined;
   private generation = 0;
@@ -175,9 +183,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
         retries: settings.retries,
         initialRetryTime: settings.initialRetryTimeMs,
         maxRetryTime: settings.maxRetryTimeMs,
-        // Restart after a retriable crash once the member has been running; before its first
-        // join, consume() reports the failure instead.
-        restartOnFailure: async () => this.joined && !this.stopping,
+        // Restart after a retriable crash once the member has been running. Before its first
+        // join, only within firstJoinRetryMs; after that consume() reports the failure.
+        restartOnFailure: async () => !this.stopping && (this.joined || Date.now() < this.firstJoinRetryUntil),
       },
     });
     if (!this.hookInstalled) {
@@ -209,6 +217,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
   /** Joins the group; resolves after the first assignment, rejects if the member cannot join. */
   async start(): Promise<void> {
     const { options, settings } = this.deps;
+    this.firstJoinRetryUntil = Date.now() + settings.firstJoinRetryMs;
     try {
       await this.consumer.connect();
       await this.consumer.subscribe({ topic: this.topic, fromBeginning: options.fromBeginning });
@@ -419,7 +428,11 @@ export class KafkaGroupConsumer implements GroupConsumer {
   private onCrash(event: ConsumerCrashEvent): void {
     const { error, restart } = event.payload;
     if (!this.joined) {
-      this.firstJoin.reject(error);
+      if (restart) {
+        this.logger.warn({ err: error }, 'kafka consumer could not join its group yet; it tries again');
+      } else {
+        this.firstJoin.reject(error);
+      }
       return;
     }
     if (this.stopping) return;
