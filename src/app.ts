@@ -230,7 +230,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const invalidatingBus = createInvalidatingLiveBus(bus, cache, { logger: logger.child({ stage: 'cache' }) });
   if (runsAggregate) {
     aggregator = new Aggregator({
-      log: eventLog, store, bus: invalidatingBus,
+      log: eventLog, positions: adapters.positions, store, bus: invalidatingBus,
       topic: config.eventLog.eventsTopic, lateTopic: config.eventLog.lateTopic, deadLetterTopic: config.eventLog.deadLetterTopic,
       config: config.aggregate, registry, logger: logger.child({ stage: 'aggregate' }),
       retention: tierRetentionFromDays(config.rollups), logic: PROCESSING_LOGIC,

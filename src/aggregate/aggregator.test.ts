@@ -5,6 +5,7 @@ import { VirtualAction, VirtualTimeScheduler, type SchedulerLike } from 'rxjs';
 import { waitFor } from '../../test/support/wait-for.js';
 import { MemoryEventLog, partitionForKey } from '../adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from '../adapters/memory/memory-live-bus.js';
+import { MemoryLogPositions } from '../adapters/memory/memory-log-positions.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { loadConfig, type Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
@@ -302,7 +303,7 @@ describe('Aggregator', function () {
     const registry = new Registry();
     const aggregator = new Aggregator({
       maxUnflushedRecords: overrides.maxUnflushedRecords,
-      log: overrides.log ?? log, store: overrides.store ?? store, bus: overrides.bus ?? bus, topic, lateTopic, deadLetterTopic,
+      log: overrides.log ?? log, positions: new MemoryLogPositions(log), store: overrides.store ?? store, bus: overrides.bus ?? bus, topic, lateTopic, deadLetterTopic,
       config: { ...config, ...overrides.config }, registry,
       // A clock that stands still keeps idle advance out of these tests: lateness comes from event times alone.
       now: overrides.now ?? (() => T0),
@@ -735,6 +736,94 @@ describe('Aggregator', function () {
     expect(log.readAll(lateTopic)).to.have.length(0);
     expect((await outcomes(registry)).late ?? 0).to.equal(0);
     await expectRollupsToEqual(store, events, config);
+  });
+
+  it('does not close buckets by the clock while records wait in the log undelivered (a consumer cut off, or fetching late)', async () => {
+    log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 10, retryDelayMs: 5 });
+    const events = traffic(9, 300, 3, config.maxOutOfOrderMs);
+    let clock = T0;
+    let clockReads = 0;
+    const gate = new RecordGate();
+    const { aggregator, registry } = await startAggregator({
+      log: gatedLog(log, gate.gate),
+      now: () => {
+        clockReads++;
+        return clock;
+      },
+    });
+    gate.grant(0, 50);
+    await append(events);
+    await waitFor(() => aggregator.positions().get(0) === 50, { what: 'the first 50 records taken' });
+    // Nothing arrives for far longer than idleAdvanceMs plus the lateness, by the clock, though
+    // 250 records wait in the log: the aggregator itself is not holding anything back.
+    clock = T0 + 30 * MINUTE_MS;
+    const readsBefore = clockReads;
+    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    gate.grant(0, Number.POSITIVE_INFINITY);
+    await settle([aggregator]);
+    expect(log.readAll(lateTopic)).to.have.length(0);
+    expect((await outcomes(registry)).late ?? 0).to.equal(0);
+    await expectRollupsToEqual(store, events, config);
+  });
+
+  it('closes the buckets of a quiet partition that has taken all its records by the clock, while another holds input back for a stuck write', async () => {
+    const [busy, quiet] = ['site-a', 'site-c'];
+    const quietPartition = partitionForKey(quiet, log.partitions);
+    expect(partitionForKey(busy, log.partitions)).to.not.equal(quietPartition);
+    let release: () => void = () => {};
+    const stuck = new Promise<void>((r) => { release = r; });
+    let busyWriting = false;
+    const stalled = wrapStore(store, { upsert: async (rows) => {
+      if (rows.some((r) => r.site === busy)) {
+        busyWriting = true;
+        await stuck;
+      }
+      await store.upsert(rows);
+    } });
+    let clock = T0;
+    const { aggregator } = await startAggregator({ store: stalled, maxUnflushedRecords: 20, now: () => clock });
+    const events = [
+      event(quiet, T0 + 1_000),
+      ...Array.from({ length: 20 }, (_, i) => event(busy, T0 + i * 100)),
+    ];
+    const more = Array.from({ length: 100 }, (_, i) => event(busy, T0 + 2_000 + i * 100));
+    try {
+      await append(events);
+      await waitFor(() => busyWriting, { what: 'the busy partition\'s first flush to be stuck' });
+      await append(more);
+      // The busy partition took its bound and waits for its write; the quiet one has all it will get.
+      await waitFor(() => takenBy(aggregator) >= events.length + 20, { what: 'the busy partition at its bound' });
+      clock = T0 + 30 * MINUTE_MS;
+      await waitFor(async () => ((await store.partitionWatermark(quietPartition)) ?? 0) > T0 + 20 * MINUTE_MS, {
+        what: 'the quiet partition\'s watermark moved on by the clock',
+      });
+    } finally {
+      release();
+    }
+    await settle([aggregator]);
+    await expectRollupsToEqual(store, [...events, ...more], config);
+  });
+
+  it('closes buckets by the clock in a partition whose every record retention removed before this group read any', async () => {
+    // Kept no unread record and read by no group yet: two whole segments go, the partition is empty at [2048, 2048).
+    log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 50, retryDelayMs: 5, maxUnreadRecords: 0 });
+    await append(Array.from({ length: 2_048 }, (_, i) => event('site-a', T0 - 60 * MINUTE_MS + i)));
+    expect(log.partition(topic, 0).base).to.equal(2_048);
+    let clock = T0;
+    let clockReads = 0;
+    const { aggregator, registry } = await startAggregator({
+      now: () => {
+        clockReads++;
+        return clock;
+      },
+    });
+    clock = T0 + 30 * MINUTE_MS;
+    const readsBefore = clockReads;
+    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    // Its buckets closed by the clock: an event half an hour old is past the allowed lateness.
+    await append([event('site-a', T0)]);
+    await settle([aggregator]);
+    expect((await outcomes(registry)).late).to.equal(1);
   });
 
   it('sends events past the allowed lateness to the late lane and does not count them', async () => {

@@ -84,6 +84,7 @@ import { Subject, asyncScheduler, interval, type SchedulerLike, type Subscriptio
 import type { Config } from '../config.js';
 import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecord, PartitionBatch } from '../ingest/event-log.js';
 import { silentLogger, type Logger } from '../log.js';
+import type { LogPositions, OffsetRange } from '../ops/log-positions.js';
 import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
 import { IDENTITY_LOGIC, minuteWindows, type FlushRequest, type ProcessingLogic, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
@@ -93,6 +94,11 @@ import { TierRoller, type TierRetention } from './tier-roller.js';
 
 export interface AggregatorDeps {
   readonly log: EventLog;
+  /**
+   * Where the events topic's partitions start and end (the same log's LogPositions): idle
+   * advance waits while records are waiting for a partition (see logReading).
+   */
+  readonly positions: Pick<LogPositions, 'offsetRanges'>;
   readonly store: RollupStore;
   readonly bus: LiveBus;
   readonly topic: string;
@@ -198,6 +204,9 @@ const RETRY_BASE_MS = 50;
 const RETRY_MAX_MS = 5_000;
 /** Attempts to load a checkpoint on assignment before falling back to no visit state (see 7). */
 const LOAD_ATTEMPTS = 5;
+/** Bounds on how often the log's offsets are read for idle advance (a quarter of idleAdvanceMs in between). */
+const MIN_LOG_READ_INTERVAL_MS = 25;
+const MAX_LOG_READ_INTERVAL_MS = 5_000;
 
 class Abandoned extends Error {
   override readonly name = 'Abandoned';
@@ -213,13 +222,18 @@ export class Aggregator {
   /** Set by crash(): revoked partitions are dropped without a flush or commit. */
   private crashing = false;
   /**
-   * Partitions waiting for their writes before they take more (onBatch), and when the last
-   * such wait ended. While one waits, no partition is idle: records wait in the log, for it and,
-   * as the consumer fetches for all of them together, for the others too. Idle advance by the
-   * clock would close buckets ahead of them and send on-time events to the late lane.
+   * The events topic's offset ranges at the latest reading, and when that reading was asked
+   * for. Idle advance closes a quiet partition's buckets by the clock, which is only right when
+   * no record is waiting for it in the log: records wait while this member holds input back
+   * for slow writes (onBatch), while the consumer fetches late or is cut off from Kafka, and
+   * while a successor catches up. So a partition counts as quiet only while it has taken every
+   * record of a reading asked for within the last idleAdvanceMs (see hasTakenAll). A record
+   * appended after the reading has an event time within the clock's allowance (maxOutOfOrderMs
+   * + idleAdvanceMs), the assumption idle advance rests on anyway.
    */
-  private holdingInput = 0;
-  private inputHeldUntilMs = Number.NEGATIVE_INFINITY;
+  private logReading: { readonly atMs: number; readonly ranges: readonly OffsetRange[] } | undefined;
+  private readingLog = false;
+  private logReadFailing = false;
 
   private readonly eventsTotal: Counter<'outcome'>;
   private readonly botEventsTotal: Counter;
@@ -370,7 +384,7 @@ export class Aggregator {
       initialWatermarkMs: run.watermarkMs,
       replayThroughOffset,
       initialSessions: sessions,
-      lastActiveMs: () => (this.holdingInput > 0 ? this.now() : this.inputHeldUntilMs),
+      lastActiveMs: () => (this.hasTakenAll(run) ? Number.NEGATIVE_INFINITY : this.now()),
       // A predecessor that crashed may have made buckets final in the store (its watermark past
       // them, written after its last commit) that this run, replaying from that commit, has yet
       // to close: until it does, it may hold only part of their events, and writing their rows
@@ -507,14 +521,44 @@ export class Aggregator {
     run.takenSinceFlush += batch.records.length;
     if (run.queued > 1 || run.late.length + run.deadLetters.length >= MAX_PENDING_APPENDS
       || (run.queued > 0 && run.takenSinceFlush >= (this.deps.maxUnflushedRecords ?? MAX_UNFLUSHED_RECORDS))) {
-      this.holdingInput++;
-      try {
-        await run.queue;
-      } finally {
-        this.holdingInput--;
-        this.inputHeldUntilMs = this.now();
-      }
+      await run.queue;
     }
+  }
+
+  /**
+   * Whether the partition has taken every record the events topic held at a reading asked for
+   * within the last idleAdvanceMs (see logReading); asks for a new reading when one is due.
+   */
+  private hasTakenAll(run: PartitionRun): boolean {
+    const now = this.now();
+    const { idleAdvanceMs } = this.deps.config;
+    const reading = this.logReading;
+    const readEveryMs = Math.max(MIN_LOG_READ_INTERVAL_MS, Math.min(idleAdvanceMs / 4, MAX_LOG_READ_INTERVAL_MS));
+    if (!reading || now - reading.atMs >= readEveryMs) this.readLog(now);
+    if (!reading || now - reading.atMs > idleAdvanceMs) return false;
+    const range = reading.ranges[run.partition];
+    if (!range) return false;
+    // An empty partition (retention removed every record) has nothing to wait for, wherever
+    // this member's position is.
+    return run.nextOffset >= range.end || range.start >= range.end;
+  }
+
+  private readLog(atMs: number): void {
+    if (this.readingLog || this.stopping) return;
+    this.readingLog = true;
+    this.deps.positions.offsetRanges(this.deps.topic).then((ranges) => {
+      if (!this.logReading || atMs > this.logReading.atMs) this.logReading = { atMs, ranges };
+      if (this.logReadFailing) this.logger.info('reading the events topic\'s offsets works again; quiet partitions advance by the clock');
+      this.logReadFailing = false;
+    }, (e: unknown) => {
+      // A reading cut short by stop() says nothing about the log.
+      if (!this.logReadFailing && !this.stopping) {
+        this.logger.warn({ err: e, topic: this.deps.topic }, 'reading the events topic\'s offsets failed; quiet partitions keep their buckets open until it works');
+      }
+      this.logReadFailing = true;
+    }).finally(() => {
+      this.readingLog = false;
+    });
   }
 
   /** The record as appended to the late lane or dead-letter topic: unchanged, with where it came from and why. */

@@ -11,6 +11,7 @@ import { waitFor } from '../../test/support/wait-for.js';
 import { MemoryCurrentVisitors } from '../adapters/memory/memory-current-visitors.js';
 import { MemoryEventLog } from '../adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from '../adapters/memory/memory-live-bus.js';
+import { MemoryLogPositions } from '../adapters/memory/memory-log-positions.js';
 import { MemoryRawArchive } from '../adapters/memory/memory-raw-archive.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { loadConfig } from '../config.js';
@@ -74,7 +75,7 @@ describe('EventTap', function () {
     const store = new MemoryRollupStore();
     const config = loadConfig({ aggregate: { maxOutOfOrderMs: 5_000, allowedLatenessMs: MINUTE, flushIntervalMs: 10, groupId: `agg-${randomUUID()}` } }).aggregate;
     const aggregator = new Aggregator({
-      log, store, bus: new MemoryLiveBus(), topic, lateTopic, deadLetterTopic: `dead-${randomUUID()}`, config, registry: new Registry(),
+      log, positions: new MemoryLogPositions(log), store, bus: new MemoryLiveBus(), topic, lateTopic, deadLetterTopic: `dead-${randomUUID()}`, config, registry: new Registry(),
       // A clock that stands still: lateness comes from event times alone.
       now: () => T0,
     });

@@ -103,9 +103,9 @@ export type WindowOptions = Pick<Config['aggregate'],
    */
   readonly withholdOpenThroughMs?: number;
   /**
-   * The last time the caller knew the partition was not idle though no input came (it held
-   * input back while writes were slow): idle advance counts from the later of it and the last
-   * input.
+   * The last time the caller knew the partition was not idle though no input came (records
+   * were waiting for it in the log: aggregator.ts reads the log's offsets): idle advance counts
+   * from the later of it and the last input.
    */
   readonly lastActiveMs?: () => number;
   /**

@@ -209,7 +209,7 @@ export class Pipeline {
   /** Starts the live aggregator (after stopAggregator) with `logic`; it resumes where the group committed. */
   async startAggregator(logic: ProcessingLogic, registry: Registry = new Registry(), bus: ReturnType<typeof createInvalidatingLiveBus> = this.bus): Promise<void> {
     this.aggregator = new Aggregator({
-      log: this.engines.log, store: this.engines.store, bus, topic: this.config.eventLog.eventsTopic,
+      log: this.engines.log, positions: this.engines.positions, store: this.engines.store, bus, topic: this.config.eventLog.eventsTopic,
       lateTopic: this.config.eventLog.lateTopic, deadLetterTopic: this.config.eventLog.deadLetterTopic,
       config: this.config.aggregate, registry, logic,
     });

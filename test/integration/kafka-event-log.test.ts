@@ -350,6 +350,7 @@ describe('KafkaEventLog against a real broker', function () {
     await log.append(topic, [record('k', 1), record('other', 2)]);
     const ends = await log.endOffsets(topic);
     expect(ends.reduce((a, b) => a + b, 0)).to.equal(2);
+    expect(await log.offsetRanges(topic)).to.deep.equal(ends.map((end) => ({ start: 0, end })));
   });
 
   /**

@@ -56,6 +56,7 @@ import { KafkaEventLogError, toKafkaEventLogError } from './kafka-event-log-erro
 import { KafkaGroupConsumer, type KafkaConsumerSettings } from './kafka-group-consumer.js';
 import { kafkaLogCreator, kafkaLogLevel } from './kafka-log-creator.js';
 import { parseOffset } from './kafka-records.js';
+import type { OffsetRange } from '../../ops/log-positions.js';
 import { packRecords, ProducerThread, type PackedAppend } from './producer-thread.js';
 
 export interface KafkaEventLogOptions {
@@ -365,14 +366,19 @@ export class KafkaEventLog implements EventLog {
    * (the high watermark: what consumers can read up to). LogPositions (src/ops/log-positions.ts).
    */
   async endOffsets(topic: string): Promise<number[]> {
+    return (await this.offsetRanges(topic)).map((r) => r.end);
+  }
+
+  /** Per partition of `topic`, [log start, high watermark). LogPositions. */
+  async offsetRanges(topic: string): Promise<OffsetRange[]> {
     await this.ready();
     try {
       const offsets = await this.admin.fetchTopicOffsets(topic);
-      const out = new Array<number>(offsets.length).fill(0);
-      for (const o of offsets) out[o.partition] = parseOffset(o.high);
+      const out = new Array<OffsetRange>(offsets.length).fill({ start: 0, end: 0 });
+      for (const o of offsets) out[o.partition] = { start: parseOffset(o.low), end: parseOffset(o.high) };
       return out;
     } catch (e) {
-      throw toKafkaEventLogError(e, `reading the end offsets of ${topic}`, this.brokers);
+      throw toKafkaEventLogError(e, `reading the offsets of ${topic}`, this.brokers);
     }
   }
 

@@ -6,7 +6,7 @@
  * enough and exact.
  */
 import type { ConsumeOptions, EventLog, GroupConsumer } from '../../ingest/event-log.js';
-import type { LogPositions } from '../../ops/log-positions.js';
+import type { LogPositions, OffsetRange } from '../../ops/log-positions.js';
 import type { MemoryEventLog } from './memory-event-log.js';
 
 export class MemoryLogPositions implements LogPositions {
@@ -47,6 +47,13 @@ export class MemoryLogPositions implements LogPositions {
 
   async endOffsets(topic: string): Promise<number[]> {
     return Array.from({ length: this.log.partitions }, (_, p) => this.log.partition(topic, p).end);
+  }
+
+  async offsetRanges(topic: string): Promise<OffsetRange[]> {
+    return Array.from({ length: this.log.partitions }, (_, p) => {
+      const part = this.log.partition(topic, p);
+      return { start: part.base, end: part.end };
+    });
   }
 
   async committedOffsets(groupId: string, topic: string): Promise<Array<number | null>> {
