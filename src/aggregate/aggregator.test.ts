@@ -6,6 +6,7 @@ import { waitFor } from '../../test/support/wait-for.js';
 import { MemoryEventLog, partitionForKey } from '../adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from '../adapters/memory/memory-live-bus.js';
 import { MemoryLogPositions } from '../adapters/memory/memory-log-positions.js';
+import type { LogPositions } from '../ops/log-positions.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { loadConfig, type Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
@@ -298,12 +299,12 @@ describe('Aggregator', function () {
 
   async function startAggregator(overrides: {
     log?: EventLog; store?: RollupStore; bus?: LiveBus; config?: Partial<Config['aggregate']>; now?: () => number; maxUnflushedRecords?: number;
-    scheduler?: SchedulerLike;
+    scheduler?: SchedulerLike; positions?: Pick<LogPositions, 'offsetRanges'>;
   } = {}) {
     const registry = new Registry();
     const aggregator = new Aggregator({
       maxUnflushedRecords: overrides.maxUnflushedRecords,
-      log: overrides.log ?? log, positions: new MemoryLogPositions(log), store: overrides.store ?? store, bus: overrides.bus ?? bus, topic, lateTopic, deadLetterTopic,
+      log: overrides.log ?? log, positions: overrides.positions ?? new MemoryLogPositions(log), store: overrides.store ?? store, bus: overrides.bus ?? bus, topic, lateTopic, deadLetterTopic,
       config: { ...config, ...overrides.config }, registry,
       // A clock that stands still keeps idle advance out of these tests: lateness comes from event times alone.
       now: overrides.now ?? (() => T0),
@@ -762,6 +763,34 @@ describe('Aggregator', function () {
     gate.grant(0, Number.POSITIVE_INFINITY);
     await settle([aggregator]);
     expect(log.readAll(lateTopic)).to.have.length(0);
+    expect((await outcomes(registry)).late ?? 0).to.equal(0);
+    await expectRollupsToEqual(store, events, config);
+  });
+
+  it('does not close buckets by the clock while the log\'s offsets cannot be read, and says how old its reading is', async () => {
+    log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 50, retryDelayMs: 5 });
+    const events = traffic(10, 200, 3, config.maxOutOfOrderMs);
+    let clock = T0;
+    let clockReads = 0;
+    let reads = 0;
+    const { aggregator, registry } = await startAggregator({
+      positions: { offsetRanges: async () => { reads++; throw new Error('broker unreachable'); } },
+      now: () => {
+        clockReads++;
+        return clock;
+      },
+    });
+    await append(events.slice(0, 100));
+    await settle([aggregator]);
+    clock = T0 + 30 * MINUTE_MS;
+    const readsBefore = clockReads;
+    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    expect(reads).to.be.greaterThan(1);
+    const age = (await registry.getSingleMetric('sluice_aggregate_log_reading_age_seconds')!.get()).values[0]!.value;
+    expect(age).to.equal(-1);
+    // Nothing closed by the clock: the rest, as old as the first half, is on time.
+    await append(events.slice(100));
+    await settle([aggregator]);
     expect((await outcomes(registry)).late ?? 0).to.equal(0);
     await expectRollupsToEqual(store, events, config);
   });

@@ -276,6 +276,16 @@ export class Aggregator {
         this.set(n);
       },
     });
+    const reading = () => this.logReading;
+    new Gauge({
+      name: 'sluice_aggregate_log_reading_age_seconds',
+      help: 'Age of the newest reading of the events topic\'s offsets. Quiet partitions close buckets by the clock only while it is under idleAdvanceMs (see logReading); -1 before the first reading.',
+      registers,
+      collect() {
+        const r = reading();
+        this.set(r ? Math.max(0, now() - r.atMs) / 1000 : -1);
+      },
+    });
     new Gauge({
       name: 'sluice_aggregate_watermark_lag_seconds', help: 'Wall clock minus the partition watermark, as of the last flush.',
       labelNames: ['partition'], registers,

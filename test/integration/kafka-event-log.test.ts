@@ -357,13 +357,20 @@ describe('KafkaEventLog against a real broker', function () {
    * Makes the first `failures` JoinGroup attempts of the next consumer `l` creates fail as a broker
    * that just started does (GROUP_LOAD_IN_PROGRESS, retriable, which kafkajs does not retry within
    * a join), or with a non-retriable error. The fault sits in front of the cluster's coordinator
-   * lookup, the first step of each join, so the rest of the join is the real broker's.
+   * lookup, the first step of each join, so the rest of the join is the real broker's. Join
+   * attempt `holdAttempt` waits after the lookup until release().
    */
-  function failFirstJoins(l: KafkaEventLog, failures: number, retriable: boolean): { attempts: () => number } {
+  function failFirstJoins(l: KafkaEventLog, failures: number, retriable: boolean, holdAttempt = 0): {
+    attempts: () => number; held: () => boolean; release: () => void; assigned: () => number;
+  } {
     // The client is private to the adapter; reaching it here keeps a test-only seam out of the product.
     const kafka = (l as unknown as { kafka: Kafka }).kafka;
     const create = kafka.consumer.bind(kafka);
     let attempts = 0;
+    let held = false;
+    let assigned = 0;
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => { release = r; });
     kafka.consumer = (config: ConsumerConfig) => create({
       ...config,
       partitionAssigners: [
@@ -377,13 +384,20 @@ describe('KafkaEventLog against a real broker', function () {
                 type: 'GROUP_LOAD_IN_PROGRESS', code: 14, retriable,
               }));
             }
-            return find(group);
+            const coordinator = await find(group);
+            if (attempts === holdAttempt) {
+              held = true;
+              await released;
+            }
+            return coordinator;
           };
-          return config.partitionAssigners![0]!(assignerConfig);
+          const assigner = config.partitionAssigners![0]!(assignerConfig);
+          // The group leader assigns once every member has joined: a join that got that far.
+          return { ...assigner, assign: (group) => { assigned += 1; return assigner.assign(group); } };
         },
       ],
     });
-    return { attempts: () => attempts };
+    return { attempts: () => attempts, held: () => held, release: () => release(), assigned: () => assigned };
   }
 
   it('joins its group when the first joins fail as on a broker still loading its group coordinator, and gives up after firstJoinRetryMs', async () => {
@@ -397,6 +411,7 @@ describe('KafkaEventLog against a real broker', function () {
     const flaky = failFirstJoins(log, 2, true);
     await consume(log, `g-${randomUUID()}`, handlers);
     expect(flaky.attempts()).to.be.greaterThan(2);
+    expect(flaky.assigned()).to.equal(1);
     await waitFor(() => delivered.length === 1, { what: 'the record, after the failed joins', deadlineMs: 30_000 });
     expect(delivered).to.deep.equal([0]);
 
@@ -417,6 +432,28 @@ describe('KafkaEventLog against a real broker', function () {
     expect(late).to.be.instanceOf(KafkaEventLogError);
     expect((late as KafkaEventLogError).retryable).to.equal(true);
     expect(lasting.attempts()).to.be.greaterThan(1);
+  });
+  it('leaves no member behind in the group when closed while a retried first join is under way', async () => {
+    const closing = await open();
+    const flaky = failFirstJoins(closing, 1, true, 2);
+    const groupId = `g-${randomUUID()}`;
+    const idle: ConsumerHandlers = { onAssigned: async () => undefined, onRevoked: async () => undefined, onBatch: async () => undefined };
+    const consuming = closing.consume({ topic, groupId, fromBeginning: true, handlers: idle });
+    consuming.catch(() => undefined);
+    await waitFor(() => flaky.held(), { what: 'the second join attempt under way', deadlineMs: 20_000 });
+    await closing.close();
+    flaky.release();
+    expect(await rejectionOf(consuming, 'consume closed before it joined', 30_000)).to.be.instanceOf(KafkaEventLogError);
+    // The join under way at the close reaches the group all the same; then its member must leave.
+    await waitFor(() => flaky.assigned() > 0, { what: 'the held join to reach the group', deadlineMs: 20_000 });
+    // Past the session timeout (10 s): a member that stays is heartbeating, not merely not yet expired.
+    await waitFor(async () => (await log.groupMembers(groupId)).members === 0, { what: 'the group to have no member', deadlineMs: 25_000 });
+
+    // A member left behind would keep partitions of the group and never read them.
+    await log.append(topic, Array.from({ length: 8 }, (_, n) => record(`k${n}`, n)));
+    const seen = new Set<number>();
+    await consume(log, groupId, { ...idle, onBatch: async (b) => { for (const r of b.records) seen.add(nOf(r)); } });
+    await waitFor(() => seen.size === 8, { what: 'every record at the next member of the group', deadlineMs: 30_000 });
   });
 });
 

@@ -374,8 +374,12 @@ export class KafkaEventLog implements EventLog {
     await this.ready();
     try {
       const offsets = await this.admin.fetchTopicOffsets(topic);
-      const out = new Array<OffsetRange>(offsets.length).fill({ start: 0, end: 0 });
+      const out: OffsetRange[] = [];
       for (const o of offsets) out[o.partition] = { start: parseOffset(o.low), end: parseOffset(o.high) };
+      // A partition missing from the answer is not known to be empty: no answer rather than a guess.
+      for (let p = 0; p < out.length; p++) {
+        if (!out[p]) throw new KafkaEventLogError(`no offsets for partition ${p} of ${topic} in the broker's answer`, true);
+      }
       return out;
     } catch (e) {
       throw toKafkaEventLogError(e, `reading the offsets of ${topic}`, this.brokers);

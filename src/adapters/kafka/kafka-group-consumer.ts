@@ -150,8 +150,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
   /** The heartbeat of the running kafkajs runner, taken from the latest eachBatch payload. */
   private heartbeat: (() => Promise<void>) | undefined;
   private joined = false;
-  /** Set by start(): until then, and after it, a crash before the first join is not restarted. */
-  private firstJoinRetryUntil = 0;
+  /** Resolves when stop() is called: ends start()'s wait between join attempts. */
+  private readonly stopRequested: Promise<void>;
+  private requestStop!: () => void;
   private dead: Error | undefined;
   private stopping: Promise<void> | undefined;
   private generation = 0;
@@ -162,11 +163,8 @@ export class KafkaGroupConsumer implements GroupConsumer {
     this.topic = options.topic;
     this.groupId = options.groupId;
     this.logger = deps.logger.child({ topic: this.topic, groupId: this.groupId });
-    let resolve!: () => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
-    promise.catch(() => undefined);
-    this.firstJoin = { promise, resolve, reject };
+    this.firstJoin = deferred();
+    this.stopRequested = new Promise<void>((resolve) => { this.requestStop = resolve; });
 
     this.consumer = deps.kafka.consumer({
       groupId: this.groupId,
@@ -183,9 +181,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
         retries: settings.retries,
         initialRetryTime: settings.initialRetryTimeMs,
         maxRetryTime: settings.maxRetryTimeMs,
-        // Restart after a retriable crash once the member has been running. Before its first
-        // join, only within firstJoinRetryMs; after that consume() reports the failure.
-        restartOnFailure: async () => !this.stopping && (this.joined || Date.now() < this.firstJoinRetryUntil),
+        // Restart after a retriable crash once the member has been running; before its first
+        // join, start() retries itself (see there).
+        restartOnFailure: async () => this.joined && !this.stopping,
       },
     });
     if (!this.hookInstalled) {
@@ -214,23 +212,49 @@ export class KafkaGroupConsumer implements GroupConsumer {
     return PartitionAssigners.roundRobin(config);
   };
 
-  /** Joins the group; resolves after the first assignment, rejects if the member cannot join. */
+  /**
+   * Joins the group; resolves after the first assignment, rejects if the member cannot join.
+   * A retryable failure of the first join (a broker just started answers GROUP_LOAD_IN_PROGRESS
+   * or COORDINATOR_NOT_AVAILABLE while it loads __consumer_offsets, and kafkajs does not retry
+   * those within a join) is retried here, backing off, for up to firstJoinRetryMs. Not through
+   * kafkajs's restart: that runs the join on a timer nobody awaits, and a stop() meeting such a
+   * join leaves a member in the group that holds partitions and never reads them (kafkajs stops
+   * only a runner that has started). Here each attempt's run() is awaited, and a stop during it
+   * disconnects again once it returned.
+   */
   async start(): Promise<void> {
-    const { options, settings } = this.deps;
-    this.firstJoinRetryUntil = Date.now() + settings.firstJoinRetryMs;
-    try {
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topic: this.topic, fromBeginning: options.fromBeginning });
-      await this.consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: settings.partitionsConsumedConcurrently > 0 ? settings.partitionsConsumedConcurrently : this.deps.partitions,
-        eachBatch: (payload) => this.eachBatch(payload),
-      });
-      await this.firstJoin.promise;
-    } catch (e) {
-      await this.consumer.disconnect().catch(() => undefined);
-      throw toKafkaEventLogError(e, `joining consumer group ${this.groupId} on topic ${this.topic}`, this.deps.brokers);
+    const { settings } = this.deps;
+    const until = Date.now() + settings.firstJoinRetryMs;
+    const { options } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      // Only the join is retried: a broker that cannot be reached fails start() at once, as
+      // KafkaEventLog's other calls do.
+      let joining = false;
+      try {
+        await this.consumer.connect();
+        await this.consumer.subscribe({ topic: this.topic, fromBeginning: options.fromBeginning });
+        joining = true;
+        await this.consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: settings.partitionsConsumedConcurrently > 0 ? settings.partitionsConsumedConcurrently : this.deps.partitions,
+          eachBatch: (payload) => this.eachBatch(payload),
+        });
+        await this.firstJoin.promise;
+        return;
+      } catch (e) {
+        await this.consumer.disconnect().catch(() => undefined);
+        const failure = toKafkaEventLogError(e, `joining consumer group ${this.groupId} on topic ${this.topic}`, this.deps.brokers);
+        if (this.stopping || !joining || !failure.retryable || Date.now() >= until) throw failure;
+        // The last attempt falls at the end of the window.
+        const backoffMs = Math.min(settings.initialRetryTimeMs * 2 ** (attempt - 1), settings.maxRetryTimeMs, until - Date.now());
+        this.logger.warn({ err: e, attempt, backoffMs }, 'kafka consumer could not join its group yet; it tries again');
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => { timer = setTimeout(r, backoffMs); }), this.stopRequested]);
+        clearTimeout(timer);
+        if (this.stopping) throw failure;
+        this.firstJoin = deferred();
+      }
     }
   }
 
@@ -264,6 +288,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.firstJoin.reject(new KafkaEventLogError(`consumer of ${this.groupId} stopped before it joined the group`, false));
+      this.requestStop();
       try {
         this.consumer.pause([{ topic: this.topic }]);
       } catch {
@@ -428,11 +453,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
   private onCrash(event: ConsumerCrashEvent): void {
     const { error, restart } = event.payload;
     if (!this.joined) {
-      if (restart) {
-        this.logger.warn({ err: error }, 'kafka consumer could not join its group yet; it tries again');
-      } else {
-        this.firstJoin.reject(error);
-      }
+      this.firstJoin.reject(error);
       return;
     }
     if (this.stopping) return;
@@ -526,4 +547,12 @@ export class KafkaGroupConsumer implements GroupConsumer {
       owned.inFlight = null;
     }
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }
