@@ -15,9 +15,10 @@ import type { ReprocessMessage, RunsResponse, VersionsResponse } from '../../pro
 import { FAULTY_LOGIC, FIXED_LOGIC, snapshot } from '../../src/ops/ops-test-kit.js';
 import { waitFor } from '../support/wait-for.js';
 import {
-  DAY_MS, HOUR_MS, MINUTE_MS, Pipeline, avoidUtcMidnight, daysAgo, referenceMinutes, referenceVisitors, send, storedMinutes, sumTotals,
+  DAY_MS, HOUR_MS, MINUTE_MS, Pipeline, daysAgo, referenceMinutes, referenceVisitors, send, storedMinutes, sumTotals,
   wireTraffic, type Mode, type SentEvent,
 } from './reprocess-pipeline.js';
+import { withinOneUtcDay } from '../support/utc-day.js';
 
 for (const mode of ['embedded', 'distributed'] as Mode[]) {
   describe(`reprocessing end to end (${mode})`, function () {
@@ -28,8 +29,9 @@ for (const mode of ['embedded', 'distributed'] as Mode[]) {
     const end = dayB + DAY_MS;
     let sent: SentEvent[];
 
-    before(async () => {
-      await avoidUtcMidnight();
+    before(async function () {
+      // Today's traffic (sent while the reprocess runs) must be received on one UTC day.
+      await withinOneUtcDay(this, { aheadMs: 10 * MINUTE_MS });
       p = await Pipeline.start({ mode, liveLogic: FAULTY_LOGIC, opsLogic: FIXED_LOGIC });
       // Two days, from mid-afternoon of A to the evening of B (visits cross midnight), some late.
       sent = wireTraffic({ site: p.site, seed: 11, fromMs: dayA + 15 * HOUR_MS, toMs: dayB + 21 * HOUR_MS, count: 3_000, late: 40, idPrefix: `a${p.run}` });

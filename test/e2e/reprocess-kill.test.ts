@@ -10,7 +10,8 @@ import type { ReprocessMessage, RunsResponse, VersionsResponse } from '../../pro
 import { FIXED_LOGIC } from '../../src/ops/ops-test-kit.js';
 import { stackEndpoints } from '../support/stack-fixture.js';
 import { waitFor } from '../support/wait-for.js';
-import { DAY_MS, HOUR_MS, Pipeline, avoidUtcMidnight, daysAgo, referenceMinutes, send, storedMinutes, wireTraffic } from './reprocess-pipeline.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, Pipeline, daysAgo, referenceMinutes, send, storedMinutes, wireTraffic } from './reprocess-pipeline.js';
+import { withinOneUtcDay } from '../support/utc-day.js';
 
 describe('reprocessing: the process running it is killed (distributed)', function () {
   this.timeout(300_000);
@@ -21,8 +22,8 @@ describe('reprocessing: the process running it is killed (distributed)', functio
     await p?.stop();
   });
 
-  it('resumes with the same command and ends equal, each day switched once', async () => {
-    await avoidUtcMidnight();
+  it('resumes with the same command and ends equal, each day switched once', async function () {
+    await withinOneUtcDay(this, { aheadMs: 10 * MINUTE_MS });
     p = await Pipeline.start({ mode: 'distributed', liveLogic: FIXED_LOGIC, opsLogic: FIXED_LOGIC });
     const dayA = daysAgo(3);
     const dayB = dayA + DAY_MS;

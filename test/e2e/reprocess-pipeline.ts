@@ -467,9 +467,3 @@ export async function send(client: SluiceClient, sent: readonly SentEvent[], bat
 export function daysAgo(days: number): number {
   return Math.floor(Date.now() / DAY_MS) * DAY_MS - days * DAY_MS;
 }
-
-/** Waits out the last minutes before UTC midnight: visitor ids rotate there (visitor-id.ts). */
-export async function avoidUtcMidnight(marginMs = 10 * MINUTE_MS): Promise<void> {
-  const left = DAY_MS - (Date.now() % DAY_MS);
-  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 1_000));
-}
