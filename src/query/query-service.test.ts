@@ -14,6 +14,8 @@ import { rollTiers } from './query-test-kit.js';
 import { configSiteSettings } from './site-settings.js';
 
 const T0 = Date.UTC(2026, 0, 10, 9, 0);
+/** The services' clock: their tiers' retention counts from it, so the wall clock would expire these rows one day. */
+const atT0 = () => T0 + 30 * 60_000;
 const MIN = 60_000;
 const SITE = 'site-a';
 
@@ -78,8 +80,8 @@ describe('query service with a query cache', () => {
     await put([row(0, 3), row(5, 4)]);
     await put([row(0, 9, 'site-b')]);
     await store.setWatermark(0, T0 + 2 * MIN);
-    const plain = createQueryService({ store });
-    const withCache = createQueryService({ store, cache: new MemoryQueryCache() });
+    const plain = createQueryService({ now: atT0, store });
+    const withCache = createQueryService({ now: atT0, store, cache: new MemoryQueryCache() });
     for (const q of [plain, withCache]) {
       const t = await q.totals(totals);
       expect(t).to.deep.equal({ site: SITE, from: T0, to: T0 + 60 * MIN, totals: { pageviews: 7, events: 2, visitors: 7 }, watermark: T0 + 2 * MIN });
@@ -98,7 +100,7 @@ describe('query service with a query cache', () => {
     const cache = new MemoryQueryCache();
     const bus = new MemoryLiveBus();
     const writer = createInvalidatingLiveBus(bus, cache);
-    const query = createQueryService({ store, cache });
+    const query = createQueryService({ now: atT0, store, cache });
     const put = rowWriter(base);
     await put([row(0, 3)]);
     expect((await query.totals(totals)).totals.pageviews).to.equal(3);
@@ -123,7 +125,7 @@ describe('query service with a query cache', () => {
     const { store, onNextRead } = instrumented(base);
     const cache = new MemoryQueryCache();
     const writer = createInvalidatingLiveBus(new MemoryLiveBus(), cache);
-    const query = createQueryService({ store, cache });
+    const query = createQueryService({ now: atT0, store, cache });
     const put = rowWriter(base);
     await put([row(0, 3)]);
     // The write and its notice land while the query holds rows read before them.
@@ -144,7 +146,7 @@ describe('query service with a query cache', () => {
       invalidate: async () => { throw new Error('cache down'); },
       close: async () => {},
     };
-    expect((await createQueryService({ store, cache: failing }).totals(totals)).totals.pageviews).to.equal(3);
+    expect((await createQueryService({ now: atT0, store, cache: failing }).totals(totals)).totals.pageviews).to.equal(3);
     let sets = 0;
     const setFails: QueryCache = {
       get: async (scope: CacheScope, key: string) => ({ value: undefined, ticket: { scope, key, version: 'v' } }),
@@ -152,14 +154,14 @@ describe('query service with a query cache', () => {
       invalidate: async () => {},
       close: async () => {},
     };
-    expect((await createQueryService({ store, cache: setFails }).totals(totals)).totals.pageviews).to.equal(3);
+    expect((await createQueryService({ now: atT0, store, cache: setFails }).totals(totals)).totals.pageviews).to.equal(3);
     expect(sets).to.equal(1);
   });
 
   it('keys responses by every parameter; live-stream reads are never cached', async () => {
     const base = new MemoryRollupStore();
     const { store, calls } = instrumented(base);
-    const query = createQueryService({ store, cache: new MemoryQueryCache(), cacheTtlMs: 60_000 });
+    const query = createQueryService({ now: atT0, store, cache: new MemoryQueryCache(), cacheTtlMs: 60_000 });
     await rowWriter(base)([row(0, 3), row(70, 2)]);
     const range = { site: SITE, from: T0, to: T0 + 120 * MIN };
     /** Whether answering read the store (a miss) or not (a hit). */
@@ -229,7 +231,7 @@ describe('query service with a query cache', () => {
     const counting = Object.assign(Object.create(archive) as MemoryRawArchive, {
       read: (site: string, from: number, to: number) => { scans++; return archive.read(site, from, to); },
     });
-    const query = createQueryService({ store, archive: counting, cache: new MemoryQueryCache() });
+    const query = createQueryService({ now: atT0, store, archive: counting, cache: new MemoryQueryCache() });
     const req: QueryRequest = { site: SITE, metrics: ['visitors'], date_range: { from: T0, to: T0 + 60 * MIN }, filters: [{ dimension: 'country', op: 'is', value: 'DE' }] };
     const first = await query.run(req);
     await query.run(req);

@@ -223,7 +223,8 @@ describe(`Redis adapters (Redis at ${ADDRESS})`, function () {
         },
       });
       const invalidating = createInvalidatingLiveBus(writerBus, writerCache);
-      const query = createQueryService({ store: countingStore, cache: gatewayCache });
+      // The tiers' retention counts from the service's clock: the wall clock would expire these rows one day.
+      const query = createQueryService({ store: countingStore, cache: gatewayCache, now: () => T0 + 30 * MIN });
       closers.push(async () => {
         await invalidating.close();
         await Promise.all([writerCache.close(), writerBus.close(), gatewayCache.close(), gatewayBus.close()]);

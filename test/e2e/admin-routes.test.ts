@@ -22,7 +22,9 @@ describe('admin routes end to end', function () {
   let h: Harness;
   let admin: SluiceClient;
   let t: Tenant;
-  const now = Date.now();
+  /** Event times; queries ask for the hour around it, not 'today' (a local midnight may fall in between). */
+  let now: number;
+  const around = () => ({ from: now - 3_600_000, to: now + 60_000 });
 
   /** An admin call whose answer must match the route's response schema. */
   async function call<T>(client: SluiceClient, route: AdminRouteName, body: unknown): Promise<T> {
@@ -31,6 +33,10 @@ describe('admin routes end to end', function () {
     expect(valid.ok, `${route} response: ${valid.ok ? '' : valid.message}`).to.equal(true);
     return response;
   }
+
+  beforeEach(() => {
+    now = Date.now();
+  });
 
   before(async () => {
     h = await startHarness({ ingest: { visitorSecret: 'admin-routes-test-secret-0001' }, accounts: { siteSettingsCacheMs: 100 } });
@@ -74,9 +80,9 @@ describe('admin routes end to end', function () {
     ]);
     expect(ack.accepted).to.equal(2);
     // Polled with the deployment admin key, whose queries no site's rate limit counts; the read key asks once.
-    const run = () => admin.query({ site, metrics: ['visitors', 'conversions'], dimensions: ['goal'], date_range: 'today' });
+    const run = () => admin.query({ site, metrics: ['visitors', 'conversions'], dimensions: ['goal'], date_range: around() });
     await waitFor(async () => (await run()).rows.some((r) => 'value' in r && r.value === 'acme-goal' && r.metrics.conversions === 1), { what: 'the stored goal converting' });
-    expect((await reader.query({ site, metrics: ['visitors'], date_range: 'today' })).time_zone).to.equal('Asia/Kathmandu');
+    expect((await reader.query({ site, metrics: ['visitors'], date_range: around() })).time_zone).to.equal('Asia/Kathmandu');
 
     await call<Site>(admin, 'admin.site.update', { id: site, timeZone: 'Asia/Kolkata', goals: [{ name: 'Home', page: '/home' }] });
     await waitFor(async () => (await run()).time_zone === 'Asia/Kolkata', { what: 'the new time zone' });
@@ -110,9 +116,9 @@ describe('admin routes end to end', function () {
     expect(ack.accepted).to.equal(5);
     // A filtered query reads the raw archive.
     // Polled with the deployment admin key, whose queries no site's rate limit counts.
-    const rawPageviews = async () => (await admin.query({ site, metrics: ['pageviews'], filters: [{ dimension: 'page', op: 'is', value: '/x' }], date_range: 'today' }) as QueryResponse).totals.pageviews;
+    const rawPageviews = async () => (await admin.query({ site, metrics: ['pageviews'], filters: [{ dimension: 'page', op: 'is', value: '/x' }], date_range: around() }) as QueryResponse).totals.pageviews;
     await waitFor(async () => (await rawPageviews()) === 5, { what: 'the events in the raw archive' });
-    const range = { from: now - 3_600_000, to: now + 60_000 };
+    const range = around();
     expect(await call(source, 'admin.visitor.erase', { site, visitor: 'forget-me', ...range })).to.deep.include({ erased: 2 });
     expect(await call(source, 'admin.visitor.erase', { site, ip: '198.51.100.23', userAgent: UA, ...range })).to.deep.include({ erased: 1 });
     expect(await rawPageviews()).to.equal(2);
