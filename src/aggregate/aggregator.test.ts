@@ -6,11 +6,10 @@ import { waitFor } from '../../test/support/wait-for.js';
 import { MemoryEventLog, partitionForKey } from '../adapters/memory/memory-event-log.js';
 import { MemoryLiveBus } from '../adapters/memory/memory-live-bus.js';
 import { MemoryLogPositions } from '../adapters/memory/memory-log-positions.js';
-import type { LogPositions } from '../ops/log-positions.js';
 import { MemoryRollupStore } from '../adapters/memory/memory-rollup-store.js';
 import { loadConfig, type Config } from '../config.js';
 import type { EnrichedEvent } from '../ingest/enriched-event.js';
-import type { CommittedOffset, EventLog, LogRecord, PartitionBatch } from '../ingest/event-log.js';
+import type { CommittedOffset, EventLog, LogExtent, LogRecord, PartitionBatch } from '../ingest/event-log.js';
 import { encodeEventRecord } from '../ingest/event-record.js';
 import type { LiveBus } from '../query/live-bus.js';
 import { createQueryEngine } from '../query/query-engine.js';
@@ -132,6 +131,27 @@ function virtualTime(stepMs: number) {
     scheduler.flush();
   };
   return { scheduler, tick };
+}
+
+/**
+ * A wall clock the test moves by hand. Flush ticks read it, so its reads tell when the
+ * aggregator has ticked since a move.
+ */
+function handClock(startMs = T0) {
+  let ms = startMs;
+  let reads = 0;
+  return {
+    now: () => {
+      reads++;
+      return ms;
+    },
+    /** Moves the clock to `toMs`, then waits until it has been read `ticks` more times. */
+    async moveTo(toMs: number, ticks: number): Promise<void> {
+      ms = toMs;
+      const before = reads;
+      await waitFor(() => reads >= before + ticks, { what: 'flush ticks with the moved clock' });
+    },
+  };
 }
 
 /** Records an aggregator has taken, over its partitions. */
@@ -299,7 +319,7 @@ describe('Aggregator', function () {
 
   async function startAggregator(overrides: {
     log?: EventLog; store?: RollupStore; bus?: LiveBus; config?: Partial<Config['aggregate']>; now?: () => number; maxUnflushedRecords?: number;
-    scheduler?: SchedulerLike; positions?: Pick<LogPositions, 'offsetRanges'>;
+    scheduler?: SchedulerLike; positions?: LogExtent;
   } = {}) {
     const registry = new Registry();
     const aggregator = new Aggregator({
@@ -714,22 +734,16 @@ describe('Aggregator', function () {
   it('does not close buckets by the clock while it holds input back for a stuck write: no on-time event goes late', async () => {
     const events = traffic(8, 2_000, 5, config.maxOutOfOrderMs);
     const { stalled, release, started } = stuckStore();
-    let clock = T0;
-    let clockReads = 0;
+    const clock = handClock();
     const { aggregator, registry } = await startAggregator({
-      store: stalled, maxUnflushedRecords: 200, now: () => {
-        clockReads++;
-        return clock;
-      },
+      store: stalled, maxUnflushedRecords: 200, now: clock.now,
     });
     try {
       await append(events.slice(0, 200));
       await waitFor(started, { what: 'a flush to start writing' });
       await append(events.slice(200));
       // The store is stuck far longer than idleAdvanceMs plus the lateness, by the clock.
-      clock = T0 + 30 * MINUTE_MS;
-      const readsBefore = clockReads;
-      await waitFor(() => clockReads >= readsBefore + 20, { what: 'flush ticks with the advanced clock' });
+      await clock.moveTo(T0 + 30 * MINUTE_MS, 20);
     } finally {
       release();
     }
@@ -742,24 +756,18 @@ describe('Aggregator', function () {
   it('does not close buckets by the clock while records wait in the log undelivered (a consumer cut off, or fetching late)', async () => {
     log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 10, retryDelayMs: 5 });
     const events = traffic(9, 300, 3, config.maxOutOfOrderMs);
-    let clock = T0;
-    let clockReads = 0;
+    const clock = handClock();
     const gate = new RecordGate();
     const { aggregator, registry } = await startAggregator({
       log: gatedLog(log, gate.gate),
-      now: () => {
-        clockReads++;
-        return clock;
-      },
+      now: clock.now,
     });
     gate.grant(0, 50);
     await append(events);
     await waitFor(() => aggregator.positions().get(0) === 50, { what: 'the first 50 records taken' });
     // Nothing arrives for far longer than idleAdvanceMs plus the lateness, by the clock, though
     // 250 records wait in the log: the aggregator itself is not holding anything back.
-    clock = T0 + 30 * MINUTE_MS;
-    const readsBefore = clockReads;
-    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    await clock.moveTo(T0 + 30 * MINUTE_MS, 40);
     gate.grant(0, Number.POSITIVE_INFINITY);
     await settle([aggregator]);
     expect(log.readAll(lateTopic)).to.have.length(0);
@@ -770,21 +778,15 @@ describe('Aggregator', function () {
   it('does not close buckets by the clock while the log\'s offsets cannot be read, and says how old its reading is', async () => {
     log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 50, retryDelayMs: 5 });
     const events = traffic(10, 200, 3, config.maxOutOfOrderMs);
-    let clock = T0;
-    let clockReads = 0;
+    const clock = handClock();
     let reads = 0;
     const { aggregator, registry } = await startAggregator({
       positions: { offsetRanges: async () => { reads++; throw new Error('broker unreachable'); } },
-      now: () => {
-        clockReads++;
-        return clock;
-      },
+      now: clock.now,
     });
     await append(events.slice(0, 100));
     await settle([aggregator]);
-    clock = T0 + 30 * MINUTE_MS;
-    const readsBefore = clockReads;
-    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    await clock.moveTo(T0 + 30 * MINUTE_MS, 40);
     expect(reads).to.be.greaterThan(1);
     const age = (await registry.getSingleMetric('sluice_aggregate_log_reading_age_seconds')!.get()).values[0]!.value;
     expect(age).to.equal(-1);
@@ -838,17 +840,11 @@ describe('Aggregator', function () {
     log = new MemoryEventLog({ partitions: 1, maxBatchRecords: 50, retryDelayMs: 5, maxUnreadRecords: 0 });
     await append(Array.from({ length: 2_048 }, (_, i) => event('site-a', T0 - 60 * MINUTE_MS + i)));
     expect(log.partition(topic, 0).base).to.equal(2_048);
-    let clock = T0;
-    let clockReads = 0;
+    const clock = handClock();
     const { aggregator, registry } = await startAggregator({
-      now: () => {
-        clockReads++;
-        return clock;
-      },
+      now: clock.now,
     });
-    clock = T0 + 30 * MINUTE_MS;
-    const readsBefore = clockReads;
-    await waitFor(() => clockReads >= readsBefore + 40, { what: 'flush ticks with the advanced clock' });
+    await clock.moveTo(T0 + 30 * MINUTE_MS, 40);
     // Its buckets closed by the clock: an event half an hour old is past the allowed lateness.
     await append([event('site-a', T0)]);
     await settle([aggregator]);
@@ -931,22 +927,16 @@ describe('Aggregator', function () {
     // Committed: offset 0 (minute 3 is open), replay through 1.
     await first.aggregator.crash();
 
-    let clock = T0;
-    let clockReads = 0;
+    const clock = handClock();
     const gate = new RecordGate();
     const second = await startAggregator({
       log: gatedLog(log, gate.gate),
-      now: () => {
-        clockReads++;
-        return clock;
-      },
+      now: clock.now,
     });
     gate.grant(0, 1);
     await waitFor(() => second.aggregator.positions().get(0) === 1, { what: 'the successor at offset 1' });
     // Stalled mid-replay for far longer than idleAdvanceMs; while held, only flush ticks read the clock.
-    clock = T0 + 60 * MINUTE_MS;
-    const readsBefore = clockReads;
-    await waitFor(() => clockReads >= readsBefore + 2, { what: 'flush ticks with the advanced clock' });
+    await clock.moveTo(T0 + 60 * MINUTE_MS, 2);
     gate.grant(0, Number.POSITIVE_INFINITY);
     await settle([second.aggregator]);
     await expectRollupsToEqual(store, events, config);

@@ -82,9 +82,8 @@ import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Subject, asyncScheduler, interval, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Config } from '../config.js';
-import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogRecord, PartitionBatch } from '../ingest/event-log.js';
+import type { CommittedOffset, ConsumedRecord, EventLog, GroupConsumer, LogExtent, LogRecord, OffsetRange, PartitionBatch } from '../ingest/event-log.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { LogPositions, OffsetRange } from '../ops/log-positions.js';
 import type { LiveBus } from '../query/live-bus.js';
 import { decodeEvent } from './decode-event.js';
 import { IDENTITY_LOGIC, minuteWindows, type FlushRequest, type ProcessingLogic, type WindowFlush, type WindowInput, type WindowOutcome } from './minute-windows.js';
@@ -98,7 +97,7 @@ export interface AggregatorDeps {
    * Where the events topic's partitions start and end (the same log's LogPositions): idle
    * advance waits while records are waiting for a partition (see logReading).
    */
-  readonly positions: Pick<LogPositions, 'offsetRanges'>;
+  readonly positions: LogExtent;
   readonly store: RollupStore;
   readonly bus: LiveBus;
   readonly topic: string;

@@ -61,6 +61,21 @@ export interface GroupConsumer {
   stop(): Promise<void>;
 }
 
+/** The offsets a partition holds records at: [start, end). */
+export interface OffsetRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Where a topic's partitions start and end now: what the aggregator's idle advance checks. */
+export interface LogExtent {
+  /**
+   * Per partition (index = partition), its offset range. start = end when retention has removed
+   * every record (or none was ever appended).
+   */
+  offsetRanges(topic: string): Promise<OffsetRange[]>;
+}
+
 export interface EventLog {
   readonly partitions: number;
   append(topic: string, records: readonly LogRecord[]): Promise<void>;

@@ -7,19 +7,11 @@
  *
  * Offsets are "next to read": a committed offset c means every record below c was handled.
  */
-export interface OffsetRange {
-  readonly start: number;
-  readonly end: number;
-}
+import type { LogExtent } from '../ingest/event-log.js';
 
-export interface LogPositions {
+export interface LogPositions extends LogExtent {
   /** Per partition (index = partition), the offset the next appended record will get. */
   endOffsets(topic: string): Promise<number[]>;
-  /**
-   * Per partition, the offsets it holds records at: [start, end). start = end when retention
-   * has removed every record (or none was ever appended).
-   */
-  offsetRanges(topic: string): Promise<OffsetRange[]>;
   /** Per partition, the group's committed offset, or null when it committed none. */
   committedOffsets(groupId: string, topic: string): Promise<Array<number | null>>;
 }

@@ -50,13 +50,12 @@
  * the events topic and `append` to them (their headers carry `reason` and the source position).
  */
 import { CompressionTypes, Kafka, Partitioners, type Admin, type ITopicMetadata, type PartitionMetadata } from 'kafkajs';
-import type { CommittedOffset, ConsumeOptions, EventLog, GroupConsumer, LogRecord } from '../../ingest/event-log.js';
+import type { CommittedOffset, ConsumeOptions, EventLog, GroupConsumer, LogRecord, OffsetRange } from '../../ingest/event-log.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { KafkaEventLogError, toKafkaEventLogError } from './kafka-event-log-error.js';
 import { KafkaGroupConsumer, type KafkaConsumerSettings } from './kafka-group-consumer.js';
 import { kafkaLogCreator, kafkaLogLevel } from './kafka-log-creator.js';
 import { parseOffset } from './kafka-records.js';
-import type { OffsetRange } from '../../ops/log-positions.js';
 import { packRecords, ProducerThread, type PackedAppend } from './producer-thread.js';
 
 export interface KafkaEventLogOptions {

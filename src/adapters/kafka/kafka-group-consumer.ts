@@ -156,7 +156,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
   private dead: Error | undefined;
   private stopping: Promise<void> | undefined;
   private generation = 0;
-  private firstJoin!: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  private firstJoin: Deferred;
 
   constructor(private readonly deps: KafkaGroupConsumerDeps) {
     const { options, settings } = deps;
@@ -223,9 +223,8 @@ export class KafkaGroupConsumer implements GroupConsumer {
    * disconnects again once it returned.
    */
   async start(): Promise<void> {
-    const { settings } = this.deps;
+    const { options, settings } = this.deps;
     const until = Date.now() + settings.firstJoinRetryMs;
-    const { options } = this.deps;
     for (let attempt = 1; ; attempt++) {
       // Only the join is retried: a broker that cannot be reached fails start() at once, as
       // KafkaEventLog's other calls do.
@@ -549,7 +548,13 @@ export class KafkaGroupConsumer implements GroupConsumer {
   }
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+interface Deferred {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+function deferred(): Deferred {
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });

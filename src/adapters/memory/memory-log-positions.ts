@@ -5,8 +5,8 @@
  * groups to itself, and the embedded process is one process, so watching the commits is both
  * enough and exact.
  */
-import type { ConsumeOptions, EventLog, GroupConsumer } from '../../ingest/event-log.js';
-import type { LogPositions, OffsetRange } from '../../ops/log-positions.js';
+import type { ConsumeOptions, EventLog, GroupConsumer, OffsetRange } from '../../ingest/event-log.js';
+import type { LogPositions } from '../../ops/log-positions.js';
 import type { MemoryEventLog } from './memory-event-log.js';
 
 export class MemoryLogPositions implements LogPositions {
